@@ -1,0 +1,210 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+
+	"github.com/rsqlite/rsqlite/statemachine"
+)
+
+// DB is the local handle of one replicated database.
+type DB struct {
+	node    *Node
+	name    string
+	shardID uint64
+	sm      *statemachine.SM
+
+	started  chan struct{} // closed once the replica start was attempted
+	startErr error
+}
+
+func (db *DB) markStarted(err error) {
+	db.startErr = err
+	close(db.started)
+}
+
+func (db *DB) waitOpen(ctx context.Context) error {
+	select {
+	case <-db.started:
+	case <-ctx.Done():
+		return fmt.Errorf("rsqlite: waiting for database %s to start: %w", db.name, ctx.Err())
+	}
+	if db.startErr != nil {
+		return db.startErr
+	}
+	select {
+	case <-db.sm.Ready():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("rsqlite: waiting for database %s to open: %w", db.name, ctx.Err())
+	}
+}
+
+// Name is the database's name in the catalog (its file name).
+func (db *DB) Name() string { return db.name }
+
+// ShardID is the database's raft group.
+func (db *DB) ShardID() uint64 { return db.shardID }
+
+// Path is the local SQLite file.
+func (db *DB) Path() string { return db.sm.Path() }
+
+// Applied is the raft index of the last entry applied to the local file.
+func (db *DB) Applied() uint64 { return db.sm.Applied() }
+
+// LastWrite is the raft index of the last entry that changed the database.
+func (db *DB) LastWrite() uint64 { return db.sm.LastWrite() }
+
+// Propose replicates an encoded command and returns the state machine's
+// encoded result. It retries until ctx's deadline when the group has no
+// leader or the leader changes; the command's request ID makes a retry of a
+// command that did commit return the recorded result instead of applying it
+// twice.
+func (db *DB) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
+	if len(cmd) > maxCommandSize {
+		return nil, fmt.Errorf("rsqlite: command of %d bytes is larger than the %d byte limit", len(cmd), maxCommandSize)
+	}
+	var data []byte
+	err := db.node.retry(ctx, db.shardID, "write to "+db.name, func(actx context.Context) error {
+		r, err := db.node.nh.SyncPropose(actx, db.node.nh.GetNoOPSession(db.shardID), cmd)
+		data = r.Data
+		return err
+	})
+	return data, err
+}
+
+// Barrier returns once the local replica has applied every entry committed
+// before the call (a raft ReadIndex): a local read after it is linearizable.
+func (db *DB) Barrier(ctx context.Context) error {
+	return db.node.retry(ctx, db.shardID, "read barrier on "+db.name, func(actx context.Context) error {
+		_, err := db.node.nh.SyncRead(actx, db.shardID, nil)
+		return err
+	})
+}
+
+// Errors returned when an operation cannot complete. Both wrap
+// context.DeadlineExceeded. A write that failed with either may or may not
+// have been applied: its outcome is unknown until read back.
+var (
+	// ErrNoQuorum: no leader could be elected before the deadline; a
+	// majority of the nodes is down or cut off.
+	ErrNoQuorum = errors.New("rsqlite: no quorum: a majority of the nodes is unreachable")
+	// ErrTimeout: the deadline passed while the group was working (slow disk,
+	// overload, or a leader change that took longer than the deadline).
+	ErrTimeout = errors.New("rsqlite: timed out")
+	// ErrClosed: the node was stopped (the last *sql.DB using it closed).
+	ErrClosed = errors.New("rsqlite: node is closed")
+)
+
+// deadlineError wraps ErrNoQuorum or ErrTimeout with context.
+type deadlineError struct {
+	kind error
+	op   string
+	last error
+}
+
+func (e *deadlineError) Error() string {
+	return fmt.Sprintf("%v: %s (last raft error: %v)", e.kind, e.op, e.last)
+}
+
+func (e *deadlineError) Is(target error) bool {
+	return target == e.kind || target == context.DeadlineExceeded
+}
+
+// Timeout lets callers that test net.Error-style timeouts see one.
+func (e *deadlineError) Timeout() bool { return true }
+
+// retry runs attempt with a bounded per-attempt context until it succeeds,
+// fails permanently, or ctx ends. Only errors after which the same request
+// may be sent again are retried; a duplicate is harmless by construction.
+func (n *Node) retry(ctx context.Context, shardID uint64, op string, attempt func(context.Context) error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		return fmt.Errorf("rsqlite: %s: context has no deadline", op)
+	}
+	per := n.cfg.ProposeAttempt
+	pause := 2 * time.Millisecond
+	var last error
+	for {
+		actx, cancel := context.WithTimeout(ctx, per)
+		err := attempt(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		last = err
+		if errors.Is(err, dragonboat.ErrClosed) {
+			return fmt.Errorf("%w: %s", ErrClosed, op)
+		}
+		if errors.Is(err, dragonboat.ErrCanceled) || errors.Is(ctx.Err(), context.Canceled) {
+			return fmt.Errorf("rsqlite: %s: %w", op, context.Canceled)
+		}
+		if ctx.Err() != nil || errors.Is(err, dragonboat.ErrInvalidDeadline) {
+			return n.deadline(shardID, op, last)
+		}
+		if !retryable(err) {
+			return fmt.Errorf("rsqlite: %s: %w", op, err)
+		}
+		if errors.Is(err, dragonboat.ErrTimeout) {
+			per = min(2*per, 5*time.Second)
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return n.deadline(shardID, op, last)
+		}
+		pause = min(2*pause, 100*time.Millisecond)
+	}
+}
+
+func retryable(err error) bool {
+	for _, e := range []error{
+		dragonboat.ErrShardNotReady, dragonboat.ErrSystemBusy, dragonboat.ErrTimeout,
+		dragonboat.ErrShardClosed, dragonboat.ErrAborted, dragonboat.ErrRejected,
+		dragonboat.ErrShardNotInitialized, dragonboat.ErrTimeoutTooSmall,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// deadline builds the error for an operation whose deadline passed: no
+// quorum if the group has no leader this node knows of, else a timeout.
+func (n *Node) deadline(shardID uint64, op string, last error) error {
+	kind := ErrTimeout
+	if _, _, ok, err := n.nh.GetLeaderID(shardID); err == nil && !ok {
+		kind = ErrNoQuorum
+	}
+	return &deadlineError{kind: kind, op: op, last: last}
+}
+
+// Leader returns the replica ID of the group's leader as this node knows it.
+func (db *DB) Leader() (replicaID uint64, ok bool) {
+	id, _, ok, err := db.node.nh.GetLeaderID(db.shardID)
+	return id, ok && err == nil
+}
+
+// LeaderAddress returns the raft address of the group's leader as this node
+// knows it.
+func (db *DB) LeaderAddress() (string, bool) {
+	id, ok := db.Leader()
+	if !ok {
+		return "", false
+	}
+	info := db.node.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true})
+	if info == nil {
+		return "", false
+	}
+	for _, s := range info.ShardInfoList {
+		if s.ShardID == db.shardID {
+			addr, ok := s.Replicas[id]
+			return addr, ok
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,24 @@
+// Package cluster runs an rsqlite node: one dragonboat NodeHost per data
+// directory, the catalog that maps database names to raft groups, and the
+// replica of every database.
+//
+// A node is shared by every user in the process that names its directory
+// ([Acquire] / [Node.Release]); it stops when the last one releases it.
+//
+// # Groups
+//
+// The catalog is raft group 1, hosted by every member. Opening a database
+// that the catalog does not know proposes its creation; every node that
+// applies that entry starts a replica of the new group (shard IDs are
+// assigned in log order, so they agree everywhere) with an on-disk state
+// machine from package statemachine on <dir>/<name>.
+//
+// # Retries
+//
+// [DB.Propose] and [DB.Barrier] retry until the caller's deadline when the
+// group has no leader, is electing one, or dropped the request. Retrying a
+// proposal can commit it twice; the state machine's request records make
+// the second a no-op that answers with the first's result. When the deadline
+// passes, the error wraps [ErrNoQuorum] if no leader is known, else
+// [ErrTimeout]; in both cases the write's outcome is unknown.
+package cluster

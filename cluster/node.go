@@ -1,0 +1,517 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/config"
+	sm "github.com/lni/dragonboat/v4/statemachine"
+
+	"github.com/rsqlite/rsqlite/statemachine"
+)
+
+// Config describes a node. Every process that opens the same Dir must pass
+// the same RaftAddress and Peers.
+type Config struct {
+	// Dir is the node's data directory: the raft state under Dir/.rsqlite and
+	// one SQLite file per database.
+	Dir string
+	// RaftAddress is the host:port other nodes reach this node on. Empty
+	// only for a single-node cluster, which then uses an in-process
+	// transport and opens no port.
+	RaftAddress string
+	// Peers are the initial members' raft addresses, the same list on every
+	// node. Empty means a single-node cluster.
+	Peers []string
+
+	// RTT is dragonboat's logical tick (default 10ms); elections take 10 to
+	// 20 ticks, heartbeats go every tick.
+	RTT time.Duration
+	// SnapshotEntries is how many entries a database's raft log keeps before
+	// it is compacted (default 10,000); a replica further behind than that
+	// receives a snapshot of the database instead.
+	SnapshotEntries uint64
+	// CompactionOverhead is how many entries stay after compaction
+	// (default 5,000).
+	CompactionOverhead uint64
+	// ProposeAttempt bounds one attempt of a proposal or read barrier before
+	// it is retried (default 1s). A retry is safe: commands carry request IDs.
+	ProposeAttempt time.Duration
+}
+
+// Defaults fill the zero fields of every Config. Tests lower
+// SnapshotEntries to exercise snapshot transfer; change it only before
+// nodes start.
+var Defaults = Config{
+	RTT:                10 * time.Millisecond,
+	SnapshotEntries:    10000,
+	CompactionOverhead: 5000,
+	ProposeAttempt:     time.Second,
+}
+
+func (c *Config) setDefaults() {
+	if c.RTT == 0 {
+		c.RTT = Defaults.RTT
+	}
+	if c.SnapshotEntries == 0 {
+		c.SnapshotEntries = Defaults.SnapshotEntries
+	}
+	if c.CompactionOverhead == 0 {
+		c.CompactionOverhead = Defaults.CompactionOverhead
+	}
+	if c.ProposeAttempt == 0 {
+		c.ProposeAttempt = Defaults.ProposeAttempt
+	}
+}
+
+// Node is one rsqlite node: a dragonboat NodeHost, the catalog, and the
+// replicas of every database. A process may run several (distinct Dirs);
+// every *sql.DB naming the same Dir shares one Node.
+type Node struct {
+	cfg       Config
+	nh        *dragonboat.NodeHost
+	replicaID uint64
+	catalog   *catalogSM
+	log       *slog.Logger
+
+	mu     sync.Mutex
+	refs   int
+	dbs    map[string]*DB
+	queue  []dbInfo // databases learnt from the catalog, waiting to start
+	wake   chan struct{}
+	closed bool
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+var registry = struct {
+	sync.Mutex
+	nodes map[string]*Node
+}{nodes: map[string]*Node{}}
+
+// Acquire returns the running node of cfg.Dir, starting it if needed. Each
+// Acquire must be paired with a Release; the node stops at the last Release.
+func Acquire(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Dir = dir
+	registry.Lock()
+	defer registry.Unlock()
+	if n, ok := registry.nodes[dir]; ok {
+		if n.cfg.RaftAddress != cfg.RaftAddress && cfg.RaftAddress != "" || !slices.Equal(n.cfg.Peers, cfg.Peers) && len(cfg.Peers) > 0 {
+			return nil, fmt.Errorf("rsqlite: data directory %s is already used in this process by a node with raft=%s peers=%s; every DSN naming it must use the same raft and peers",
+				dir, n.cfg.RaftAddress, strings.Join(n.cfg.Peers, ","))
+		}
+		n.mu.Lock()
+		n.refs++
+		n.mu.Unlock()
+		return n, nil
+	}
+	n, err := start(cfg)
+	if err != nil {
+		return nil, err
+	}
+	registry.nodes[dir] = n
+	return n, nil
+}
+
+// Release drops one reference; the last one stops the node.
+func (n *Node) Release() error {
+	registry.Lock()
+	n.mu.Lock()
+	n.refs--
+	last := n.refs == 0
+	n.mu.Unlock()
+	if last {
+		delete(registry.nodes, n.cfg.Dir)
+	}
+	registry.Unlock()
+	if last {
+		n.stop()
+	}
+	return nil
+}
+
+// identity is what a node remembers about itself across restarts.
+type identity struct {
+	ReplicaID   uint64 `json:"replica_id"`
+	RaftAddress string `json:"raft_address"`
+}
+
+func (c *Config) metaDir() string { return filepath.Join(c.Dir, ".rsqlite") }
+
+// loadIdentity reads the node's identity, or derives and saves it on first
+// start: the replica ID is the position of RaftAddress among the sorted
+// peers, so every node computes the same IDs from the same list.
+func loadIdentity(cfg *Config) (identity, error) {
+	path := filepath.Join(cfg.metaDir(), "node.json")
+	var id identity
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if err := json.Unmarshal(b, &id); err != nil {
+			return id, fmt.Errorf("rsqlite: corrupt node identity %s: %w", path, err)
+		}
+		if cfg.RaftAddress != "" && cfg.RaftAddress != id.RaftAddress {
+			return id, fmt.Errorf("rsqlite: data directory %s belongs to the node with raft address %s, not %s", cfg.Dir, id.RaftAddress, cfg.RaftAddress)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return id, err
+	}
+	if len(cfg.Peers) == 0 {
+		id = identity{ReplicaID: 1, RaftAddress: cfg.RaftAddress}
+		if id.RaftAddress == "" {
+			var b [8]byte
+			rand.Read(b[:])
+			id.RaftAddress = "local-" + hex.EncodeToString(b[:])
+		}
+	} else {
+		i := slices.Index(cfg.Peers, cfg.RaftAddress)
+		if i < 0 {
+			return id, fmt.Errorf("rsqlite: raft address %s is not among peers %s", cfg.RaftAddress, strings.Join(cfg.Peers, ","))
+		}
+		id = identity{ReplicaID: uint64(i + 1), RaftAddress: cfg.RaftAddress}
+	}
+	if err := os.MkdirAll(cfg.metaDir(), 0o755); err != nil {
+		return id, err
+	}
+	b, _ = json.Marshal(id)
+	if err := writeFileSync(path, b); err != nil {
+		return id, err
+	}
+	return id, nil
+}
+
+func writeFileSync(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func start(cfg Config) (*Node, error) {
+	installDragonboatLogger()
+	id, err := loadIdentity(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	local := len(cfg.Peers) == 0 && strings.HasPrefix(id.RaftAddress, "local-")
+	nhc := config.NodeHostConfig{
+		NodeHostDir:    filepath.Join(cfg.metaDir(), "raft"),
+		RTTMillisecond: uint64(max(cfg.RTT.Milliseconds(), 1)),
+		RaftAddress:    id.RaftAddress,
+		Expert:         config.ExpertConfig{LogDB: config.GetTinyMemLogDBConfig()},
+	}
+	if local {
+		nhc.Expert.TransportFactory = localTransport{}
+	}
+	nh, err := dragonboat.NewNodeHost(nhc)
+	if err != nil {
+		// dragonboat's ErrLockDirectory is internal; match its text.
+		if strings.Contains(err.Error(), "failed to lock data directory") {
+			return nil, fmt.Errorf("rsqlite: data directory %s is in use by another process", cfg.Dir)
+		}
+		return nil, fmt.Errorf("rsqlite: start node in %s: %w", cfg.Dir, err)
+	}
+	n := &Node{
+		cfg:       cfg,
+		nh:        nh,
+		replicaID: id.ReplicaID,
+		log:       currentLogger(),
+		refs:      1,
+		dbs:       map[string]*DB{},
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+	}
+	n.catalog = newCatalogSM(n.enqueue)
+	members := n.initialMembers(catalogShardID, id)
+	err = nh.StartReplica(members, false, func(uint64, uint64) sm.IStateMachine { return n.catalog }, n.shardConfig(catalogShardID))
+	if err != nil {
+		nh.Close()
+		return nil, fmt.Errorf("rsqlite: start catalog in %s: %w", cfg.Dir, err)
+	}
+	n.wg.Add(1)
+	go n.starter()
+	return n, nil
+}
+
+// initialMembers is nil on a restart: the raft log has the membership, and
+// passing a list (perhaps changed since) would be refused.
+func (n *Node) initialMembers(shardID uint64, id identity) map[uint64]dragonboat.Target {
+	if n.nh.HasNodeInfo(shardID, n.replicaID) {
+		return nil
+	}
+	if len(n.cfg.Peers) == 0 {
+		return map[uint64]dragonboat.Target{id.ReplicaID: id.RaftAddress}
+	}
+	m := make(map[uint64]dragonboat.Target, len(n.cfg.Peers))
+	for i, p := range n.cfg.Peers {
+		m[uint64(i+1)] = p
+	}
+	return m
+}
+
+func (n *Node) shardConfig(shardID uint64) config.Config {
+	c := config.Config{
+		ShardID:            shardID,
+		ReplicaID:          n.replicaID,
+		ElectionRTT:        10,
+		HeartbeatRTT:       1,
+		CheckQuorum:        true,
+		PreVote:            true,
+		SnapshotEntries:    n.cfg.SnapshotEntries,
+		CompactionOverhead: n.cfg.CompactionOverhead,
+		// Bounds the in-memory log and the size of one proposal.
+		MaxInMemLogSize: maxCommandSize * 4,
+	}
+	if shardID == catalogShardID {
+		c.SnapshotEntries, c.CompactionOverhead = 1000, 100
+	}
+	return c
+}
+
+// maxCommandSize bounds one encoded command (statements plus arguments).
+const maxCommandSize = 64 << 20
+
+// enqueue is the catalog's onCreate: it runs inside the catalog's Update,
+// which must not call into the NodeHost, so a goroutine starts the replica.
+func (n *Node) enqueue(d dbInfo) {
+	n.mu.Lock()
+	n.queue = append(n.queue, d)
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) starter() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-n.wake:
+		}
+		for {
+			n.mu.Lock()
+			if len(n.queue) == 0 || n.closed {
+				n.mu.Unlock()
+				break
+			}
+			d := n.queue[0]
+			n.queue = n.queue[1:]
+			n.mu.Unlock()
+			n.startDB(d)
+		}
+	}
+}
+
+// startDB starts the local replica of a database the catalog knows.
+func (n *Node) startDB(d dbInfo) {
+	n.mu.Lock()
+	db := n.dbLocked(d.Name)
+	if db.shardID != 0 || n.closed {
+		n.mu.Unlock()
+		return
+	}
+	db.shardID = d.ShardID
+	db.sm = statemachine.New(statemachine.Options{Path: filepath.Join(n.cfg.Dir, d.Name), Logger: n.log})
+	n.mu.Unlock()
+
+	var members map[uint64]dragonboat.Target
+	if !n.nh.HasNodeInfo(d.ShardID, n.replicaID) {
+		members = make(map[uint64]dragonboat.Target, len(d.Members))
+		for id, addr := range d.Members {
+			members[id] = addr
+		}
+	}
+	err := n.nh.StartOnDiskReplica(members, false,
+		func(uint64, uint64) sm.IOnDiskStateMachine { return db.sm }, n.shardConfig(d.ShardID))
+	if err != nil {
+		err = fmt.Errorf("rsqlite: start replica of %s (shard %d): %w", d.Name, d.ShardID, err)
+		n.log.Error(err.Error())
+	}
+	db.markStarted(err)
+}
+
+// dbLocked returns the DB record for name, creating an unstarted one.
+func (n *Node) dbLocked(name string) *DB {
+	db, ok := n.dbs[name]
+	if !ok {
+		db = &DB{node: n, name: name, started: make(chan struct{})}
+		n.dbs[name] = db
+	}
+	return db
+}
+
+func (n *Node) stop() {
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+	close(n.done)
+	n.wg.Wait()
+	n.nh.Close()
+}
+
+// ValidateName reports whether name can be a database: a plain file name.
+func ValidateName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("rsqlite: empty database name")
+	case strings.ContainsAny(name, `/\`+"\x00"):
+		return fmt.Errorf("rsqlite: database name %q must be a file name, not a path", name)
+	case strings.HasPrefix(name, "."):
+		return fmt.Errorf("rsqlite: database name %q must not start with a dot", name)
+	case len(name) > 200:
+		return fmt.Errorf("rsqlite: database name is longer than 200 bytes")
+	}
+	return nil
+}
+
+// Open returns the database called name, creating it on every member if it
+// does not exist yet, once its local replica has opened its file.
+func (n *Node) Open(ctx context.Context, name string) (*DB, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	info, found, err := n.lookup(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		if err := n.create(ctx, name); err != nil {
+			return nil, err
+		}
+	} else {
+		n.enqueue(info) // no-op when already started
+	}
+	n.mu.Lock()
+	db := n.dbLocked(name)
+	n.mu.Unlock()
+	if err := db.waitOpen(ctx); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// lookup reads the catalog after a read barrier, so a database created on
+// any node before this call is found.
+func (n *Node) lookup(ctx context.Context, name string) (dbInfo, bool, error) {
+	var res lookupResult
+	err := n.retry(ctx, catalogShardID, "look up database "+name, func(actx context.Context) error {
+		v, err := n.nh.SyncRead(actx, catalogShardID, name)
+		if err == nil {
+			res = v.(lookupResult)
+		}
+		return err
+	})
+	return res.info, res.ok, err
+}
+
+func (n *Node) create(ctx context.Context, name string) error {
+	members := n.catalogMembers()
+	cmd, _ := json.Marshal(catalogCommand{Op: "create", Name: name, Members: members})
+	return n.retry(ctx, catalogShardID, "create database "+name, func(actx context.Context) error {
+		r, err := n.nh.SyncPropose(actx, n.nh.GetNoOPSession(catalogShardID), cmd)
+		if err == nil && r.Value == 0 {
+			return fmt.Errorf("rsqlite: catalog refused to create %s: %s", name, r.Data)
+		}
+		return err
+	})
+}
+
+// catalogMembers is the catalog's current membership: a new database gets
+// the same members.
+func (n *Node) catalogMembers() map[uint64]string {
+	info := n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true})
+	if info != nil {
+		for _, s := range info.ShardInfoList {
+			if s.ShardID == catalogShardID && len(s.Replicas) > 0 {
+				return s.Replicas
+			}
+		}
+	}
+	m := map[uint64]string{}
+	for i, p := range n.cfg.Peers {
+		m[uint64(i+1)] = p
+	}
+	if len(m) == 0 {
+		m[n.replicaID] = n.nh.RaftAddress()
+	}
+	return m
+}
+
+// Databases lists the databases the local catalog knows, sorted by name.
+func (n *Node) Databases() []string {
+	v, err := n.catalog.Lookup(nil)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, d := range v.([]dbInfo) {
+		names = append(names, d.Name)
+	}
+	return names
+}
+
+// Dir is the node's data directory.
+func (n *Node) Dir() string { return n.cfg.Dir }
+
+// RaftAddress is the address the node's raft transport is known by.
+func (n *Node) RaftAddress() string { return n.nh.RaftAddress() }
+
+// ReplicaID is this node's raft replica ID in every group.
+func (n *Node) ReplicaID() uint64 { return n.replicaID }
+
+// Running returns the node running in this process for dir, or nil. For
+// tools and tests that need to look inside a node a *sql.DB started.
+func Running(dir string) *Node {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil
+	}
+	registry.Lock()
+	defer registry.Unlock()
+	return registry.nodes[abs]
+}
+
+// DB returns the local replica of a database this node has started, or nil.
+func (n *Node) DB(name string) *DB {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	db := n.dbs[name]
+	if db == nil || db.shardID == 0 {
+		return nil
+	}
+	return db
+}

@@ -1,0 +1,41 @@
+// Command rsqlite is the rsqlite node and tool binary.
+//
+//	rsqlite demo        run a 3-node cluster in this process and show replication and failover
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func usage() {
+	fmt.Fprintf(os.Stderr, `usage: rsqlite <command> [flags]
+
+commands:
+  demo    start three nodes on loopback in this process, write through one,
+          read through the others, stop the leader, keep writing, restart it
+`)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "demo":
+		err = runDemo(os.Args[2:])
+	case "-h", "-help", "--help", "help":
+		usage()
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "rsqlite: unknown command %q\n\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rsqlite:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,359 @@
+package rsqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql/driver"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/rsqlite/rsqlite/cluster"
+	"github.com/rsqlite/rsqlite/internal/command"
+	"github.com/rsqlite/rsqlite/internal/sqlclass"
+	"github.com/rsqlite/rsqlite/statemachine"
+)
+
+// conn is one database/sql connection. Writes go through raft; reads run on
+// a private read-only go-sqlite3 connection to the local replica's file.
+//
+// Exactly-once: every proposal carries the connection's random client ID and
+// a sequence number that grows by one per proposal. database/sql uses a
+// connection from one goroutine at a time, so a client has at most one
+// request in flight, which is what the state machine's record of the latest
+// request per client needs.
+type conn struct {
+	connector     *Connector
+	cfg           *Config
+	db            *cluster.DB
+	ownsConnector bool
+
+	clientID uint64
+	seq      uint64
+	settings command.Settings
+
+	read   *sqlite3.SQLiteConn // opened on first read
+	closed bool
+}
+
+var (
+	_ driver.Conn               = (*conn)(nil)
+	_ driver.ConnBeginTx        = (*conn)(nil)
+	_ driver.ConnPrepareContext = (*conn)(nil)
+	_ driver.ExecerContext      = (*conn)(nil)
+	_ driver.QueryerContext     = (*conn)(nil)
+	_ driver.Pinger             = (*conn)(nil)
+	_ driver.SessionResetter    = (*conn)(nil)
+	_ driver.Validator          = (*conn)(nil)
+	_ driver.NamedValueChecker  = (*conn)(nil)
+)
+
+func newConn(c *Connector, db *cluster.DB) (*conn, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	cn := &conn{
+		connector: c,
+		cfg:       c.cfg,
+		db:        db,
+		clientID:  binary.LittleEndian.Uint64(b[:]) | 1, // never 0: 0 means "no request ID"
+	}
+	for _, s := range []struct {
+		on  bool
+		bit command.Settings
+	}{
+		{c.cfg.ForeignKeys, command.ForeignKeys},
+		{c.cfg.RecursiveTriggers, command.RecursiveTriggers},
+		{c.cfg.CaseSensitiveLike, command.CaseSensitiveLike},
+		{c.cfg.IgnoreCheckConstraints, command.IgnoreCheckConstraints},
+		{c.cfg.DeferForeignKeys, command.DeferForeignKeys},
+	} {
+		if s.on {
+			cn.settings |= s.bit
+		}
+	}
+	return cn, nil
+}
+
+// readConn opens the connection's local read connection lazily. It is
+// query_only, so nothing can write the replica behind raft's back.
+func (c *conn) readConn() (*sqlite3.SQLiteConn, error) {
+	if c.read != nil {
+		return c.read, nil
+	}
+	params := url.Values{
+		"_query_only":   {"1"},
+		"_busy_timeout": {strconv.FormatInt(c.cfg.BusyTimeout.Milliseconds(), 10)},
+	}
+	if c.cfg.Loc != nil {
+		loc := c.cfg.Loc.String()
+		if c.cfg.Loc == time.Local {
+			loc = "auto"
+		}
+		params.Set("_loc", loc)
+	}
+	if c.cfg.CacheSize != 0 {
+		params.Set("_cache_size", strconv.Itoa(c.cfg.CacheSize))
+	}
+	if c.settings&command.CaseSensitiveLike != 0 {
+		params.Set("_cslike", "1")
+	}
+	dc, err := (&sqlite3.SQLiteDriver{}).Open(statemachine.FileURI(c.db.Path(), params))
+	if err != nil {
+		return nil, fmt.Errorf("rsqlite: open local replica of %s: %w", c.cfg.Name, err)
+	}
+	c.read = dc.(*sqlite3.SQLiteConn)
+	return c.read, nil
+}
+
+// nextCommand stamps a new command with the connection's identity, the
+// clock and a fresh seed.
+func (c *conn) nextCommand(kind command.Kind, stmts ...command.Statement) *command.Command {
+	c.seq++
+	var b [8]byte
+	rand.Read(b[:])
+	return &command.Command{
+		Kind:       kind,
+		ClientID:   c.clientID,
+		Seq:        c.seq,
+		Time:       time.Now().UnixMilli(),
+		Seed:       binary.LittleEndian.Uint64(b[:]),
+		Settings:   c.settings,
+		Statements: stmts,
+	}
+}
+
+// propose replicates cmd and returns the state machine's result; a SQL
+// error of the command comes back as the returned error.
+func (c *conn) propose(ctx context.Context, cmd *command.Command) (*command.Result, error) {
+	if c.cfg.ReadOnly {
+		return nil, errReadOnly
+	}
+	b, err := command.Encode(nil, cmd)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := withDefaultTimeout(ctx, c.cfg)
+	defer cancel()
+	data, err := c.db.Propose(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	res, err := command.DecodeResult(data)
+	if err != nil {
+		return nil, fmt.Errorf("rsqlite: undecodable result from the state machine: %w", err)
+	}
+	if res.Err != nil {
+		return nil, sqliteError(res.Err)
+	}
+	return res, nil
+}
+
+var errReadOnly = errors.New("rsqlite: attempt to write through a read-only connection (mode=ro or _query_only in the DSN)")
+
+func toArgs(args []driver.NamedValue) []command.Arg {
+	if len(args) == 0 {
+		return nil
+	}
+	out := make([]command.Arg, len(args))
+	for i, a := range args {
+		out[i] = command.Arg{Name: a.Name, Ordinal: a.Ordinal, Value: a.Value}
+	}
+	return out
+}
+
+// ExecContext replicates the statements (all of them, atomically, as one
+// raft entry) and returns SQLite's RowsAffected and LastInsertId of the last.
+func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if handled, err := c.connPragma(query); handled {
+		return driver.RowsAffected(0), err
+	}
+	if err := sqlclass.CheckWrite(query); err != nil {
+		return nil, err
+	}
+	res, err := c.propose(ctx, c.nextCommand(command.KindExec, command.Statement{SQL: query, Args: toArgs(args)}))
+	if err != nil {
+		return nil, err
+	}
+	return execResult{res.LastInsertID, res.RowsAffected}, nil
+}
+
+type execResult struct{ id, changes int64 }
+
+func (r execResult) LastInsertId() (int64, error) { return r.id, nil }
+func (r execResult) RowsAffected() (int64, error) { return r.changes, nil }
+
+// connPragma handles "PRAGMA foreign_keys = ON" and its kin: they set the
+// connection's settings, which travel with each of its writes (and apply to
+// its reads), instead of being replicated.
+func (c *conn) connPragma(query string) (bool, error) {
+	name, on, ok, err := sqlclass.ConnPragma(query)
+	if !ok {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	bits := map[string]command.Settings{
+		"foreign_keys":             command.ForeignKeys,
+		"recursive_triggers":       command.RecursiveTriggers,
+		"case_sensitive_like":      command.CaseSensitiveLike,
+		"ignore_check_constraints": command.IgnoreCheckConstraints,
+		"defer_foreign_keys":       command.DeferForeignKeys,
+	}
+	bit, known := bits[name]
+	if !known {
+		return true, fmt.Errorf("rsqlite: unsupported connection pragma %s", name)
+	}
+	if on {
+		c.settings |= bit
+	} else {
+		c.settings &^= bit
+	}
+	if c.read != nil && name == "case_sensitive_like" {
+		// The only one of them that changes what a read returns.
+		if _, err := c.read.Exec(query, nil); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// QueryContext runs a read-only statement locally after a read barrier, and
+// replicates any other (INSERT ... RETURNING, several statements), returning
+// its rows.
+func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if handled, err := c.connPragma(query); handled {
+		return emptyRows{}, err
+	}
+	if len(sqlclass.Split(query)) > 1 {
+		return c.proposeQuery(ctx, query, args)
+	}
+	ro, err := c.prepareLocal(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if !ro.Readonly() {
+		ro.Close()
+		return c.proposeQuery(ctx, query, args)
+	}
+	return queryLocal(ctx, ro, args)
+}
+
+// prepareLocal prepares query on the local read connection after the read
+// barrier, so the local schema is at least as new as any write acknowledged
+// before the call.
+func (c *conn) prepareLocal(ctx context.Context, query string) (*sqlite3.SQLiteStmt, error) {
+	if err := c.barrier(ctx); err != nil {
+		return nil, err
+	}
+	rc, err := c.readConn()
+	if err != nil {
+		return nil, err
+	}
+	st, err := rc.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.(*sqlite3.SQLiteStmt), nil
+}
+
+func (c *conn) barrier(ctx context.Context) error {
+	if c.cfg.Consistency == Stale {
+		return nil
+	}
+	ctx, cancel := withDefaultTimeout(ctx, c.cfg)
+	defer cancel()
+	return c.db.Barrier(ctx)
+}
+
+func (c *conn) proposeQuery(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if err := sqlclass.CheckWrite(query); err != nil {
+		return nil, err
+	}
+	res, err := c.propose(ctx, c.nextCommand(command.KindQuery, command.Statement{SQL: query, Args: toArgs(args)}))
+	if err != nil {
+		return nil, err
+	}
+	return newResultRows(res, c.cfg.Loc), nil
+}
+
+// PrepareContext prepares query's first statement, as go-sqlite3 does.
+func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	st, err := c.prepareLocal(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	first := query
+	if parts := sqlclass.Split(query); len(parts) > 1 {
+		first = parts[0]
+	}
+	return &stmt{c: c, query: first, numInput: st.NumInput(), readonly: st.Readonly()}, nil
+}
+
+func (c *conn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+// BeginTx: interactive transactions are the next milestone. Until then
+// refuse, rather than run a transaction that would not be replicated.
+func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	return nil, errors.New("rsqlite: transactions are not supported yet; use single statements (a multi-statement Exec is applied atomically)")
+}
+
+func (c *conn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+// Ping checks that the database is reachable with a read barrier.
+func (c *conn) Ping(ctx context.Context) error {
+	if c.closed {
+		return driver.ErrBadConn
+	}
+	ctx, cancel := withDefaultTimeout(ctx, c.cfg)
+	defer cancel()
+	return c.db.Barrier(ctx)
+}
+
+func (c *conn) ResetSession(ctx context.Context) error {
+	if c.closed {
+		return driver.ErrBadConn
+	}
+	return nil
+}
+
+func (c *conn) IsValid() bool { return !c.closed }
+
+// CheckNamedValue accepts the types go-sqlite3 binds natively and lets
+// database/sql convert the rest.
+func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
+	switch nv.Value.(type) {
+	case nil, int64, float64, bool, []byte, string, time.Time:
+		return nil
+	}
+	return driver.ErrSkip
+}
+
+func (c *conn) Close() error {
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	var err error
+	if c.read != nil {
+		err = c.read.Close()
+	}
+	if c.ownsConnector {
+		if cerr := c.connector.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}

@@ -1,0 +1,407 @@
+package rsqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/rsqlite/rsqlite"
+	"github.com/rsqlite/rsqlite/internal/clustertest"
+)
+
+func ctxTimeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustExec(t testing.TB, db *sql.DB, q string, args ...any) sql.Result {
+	t.Helper()
+	res, err := db.Exec(q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return res
+}
+
+func count(t testing.TB, db *sql.DB, q string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func TestWritesOnAnyNodeVisibleOnEvery(t *testing.T) {
+	c := clustertest.New(t, 3)
+	dbs := c.OpenAll("app.db")
+	mustExec(t, dbs[0], "CREATE TABLE kv(k TEXT PRIMARY KEY, v INTEGER)")
+	for i := 0; i < 30; i++ {
+		w := dbs[i%3]
+		mustExec(t, w, "INSERT INTO kv VALUES (?, ?)", fmt.Sprint("k", i), i)
+		// A linearizable read on any other node sees the acknowledged write
+		// at once, with no waiting.
+		r := dbs[(i+1)%3]
+		var v int
+		if err := r.QueryRow("SELECT v FROM kv WHERE k = ?", fmt.Sprint("k", i)).Scan(&v); err != nil || v != i {
+			t.Fatalf("read of k%d on node %d: %v %d", i, (i+1)%3, err, v)
+		}
+	}
+	res := mustExec(t, dbs[1], "UPDATE kv SET v = v + 1 WHERE v < 10")
+	if n, _ := res.RowsAffected(); n != 10 {
+		t.Fatalf("RowsAffected = %d, want 10", n)
+	}
+	res = mustExec(t, dbs[2], "INSERT INTO kv VALUES ('last', 1)")
+	if id, _ := res.LastInsertId(); id != 31 {
+		t.Fatalf("LastInsertId = %d, want 31", id)
+	}
+}
+
+func TestInsertReturningAndStatements(t *testing.T) {
+	c := clustertest.New(t, 3)
+	dbs := c.OpenAll("app.db")
+	mustExec(t, dbs[0], `CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT NOT NULL, at DATETIME DEFAULT CURRENT_TIMESTAMP);
+		CREATE INDEX t_name ON t(name);`)
+	rows, err := dbs[1].Query("INSERT INTO t(name) VALUES (?), (?) RETURNING id, name", "a", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var id int
+		var name string
+		rows.Scan(&id, &name)
+		got = append(got, fmt.Sprintf("%d %s", id, name))
+	}
+	rows.Close()
+	if strings.Join(got, ",") != "1 a,2 b" {
+		t.Fatalf("RETURNING gave %v", got)
+	}
+	// The write went through raft: node 2 has it.
+	if n := count(t, dbs[2], "SELECT count(*) FROM t"); n != 2 {
+		t.Fatalf("node 2 sees %d rows", n)
+	}
+	// Prepared statements, named parameters, time values.
+	st, err := dbs[2].Prepare("INSERT INTO t(name, at) VALUES (:name, :at)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	if _, err := st.Exec(sql.Named("name", "c"), sql.Named("at", at)); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	var back time.Time
+	if err := dbs[0].QueryRow("SELECT at FROM t WHERE name = 'c'").Scan(&back); err != nil || !back.Equal(at) {
+		t.Fatalf("time round trip: %v %v", back, err)
+	}
+	// Schema-reading pragmas are reads.
+	if n := count(t, dbs[1], "SELECT count(*) FROM pragma_table_info('t')"); n != 3 {
+		t.Fatalf("table_info: %d columns", n)
+	}
+}
+
+// plainSQLite opens the same kind of database with go-sqlite3 directly.
+func plainSQLite(t testing.TB) *sql.DB {
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "plain.db")+"?_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestErrorsMatchSQLite(t *testing.T) {
+	c := clustertest.New(t, 3)
+	dbs := c.OpenAll("app.db")
+	plain := plainSQLite(t)
+	schema := `CREATE TABLE t(id INTEGER PRIMARY KEY, u TEXT UNIQUE, n TEXT NOT NULL, c INTEGER CHECK (c > 0));
+		INSERT INTO t VALUES (1, 'x', 'n', 1);`
+	mustExec(t, dbs[0], schema)
+	mustExec(t, plain, schema)
+	for _, q := range []string{
+		"INSERT INTO t VALUES (2, 'x', 'n', 1)",
+		"INSERT INTO t VALUES (1, 'y', 'n', 1)",
+		"INSERT INTO t VALUES (3, 'z', NULL, 1)",
+		"INSERT INTO t VALUES (4, 'w', 'n', -1)",
+		"INSERT INTO nosuch VALUES (1)",
+		"INSERT INTO t VALUES (5, 'v', 'n', 1); INSERT INTO t VALUES (6, 'x', 'n', 1)",
+		"SELEC 1",
+		"INSERT INTO t(nosuchcol) VALUES (1)",
+	} {
+		_, want := plain.Exec(q)
+		var wantErr sqlite3.Error
+		if !errors.As(want, &wantErr) {
+			t.Fatalf("%s: plain SQLite gave %v", q, want)
+		}
+		_, got := dbs[1].Exec(q)
+		gotErr, ok := got.(sqlite3.Error)
+		if !ok {
+			t.Errorf("%s: got %T %v, want a sqlite3.Error", q, got, got)
+			continue
+		}
+		if gotErr.Code != wantErr.Code || gotErr.ExtendedCode != wantErr.ExtendedCode || gotErr.Error() != wantErr.Error() {
+			t.Errorf("%s:\n got  %d/%d %q\n want %d/%d %q", q, gotErr.Code, gotErr.ExtendedCode, gotErr.Error(),
+				wantErr.Code, wantErr.ExtendedCode, wantErr.Error())
+		}
+	}
+	// The failed multi-statement Exec left nothing behind, on any node.
+	for i, db := range dbs {
+		if n := count(t, db, "SELECT count(*) FROM t"); n != 1 {
+			t.Errorf("node %d has %d rows, want 1", i, n)
+		}
+	}
+}
+
+func TestRefusedBeforeProposing(t *testing.T) {
+	c := clustertest.New(t, 3)
+	db := c.OpenAll("app.db")[0]
+	mustExec(t, db, "CREATE TABLE t(x)")
+	local := c.LocalDB(0, "app.db")
+	before := local.Applied()
+	for _, q := range []string{
+		"ATTACH DATABASE 'other.db' AS other",
+		"DETACH DATABASE other",
+		"SELECT load_extension('x')",
+		"VACUUM INTO '/tmp/copy.db'",
+		"CREATE TEMP TABLE scratch(x)",
+		"INSERT INTO t VALUES (1); BEGIN",
+		"PRAGMA optimize",
+	} {
+		if _, err := db.Exec(q); err == nil {
+			t.Errorf("%s: no error", q)
+		} else if !strings.Contains(err.Error(), "cannot replicate") {
+			t.Errorf("%s: unclear error %v", q, err)
+		}
+	}
+	if after := local.Applied(); after != before {
+		t.Fatalf("refused statements were proposed: applied %d -> %d", before, after)
+	}
+	if _, err := db.Begin(); err == nil || !strings.Contains(err.Error(), "not supported yet") {
+		t.Fatalf("Begin: %v", err)
+	}
+}
+
+func TestDeterministicOnEveryNode(t *testing.T) {
+	c := clustertest.New(t, 3)
+	dbs := c.OpenAll("det.db")
+	mustExec(t, dbs[0], `CREATE TABLE t(id INTEGER PRIMARY KEY, r INTEGER DEFAULT (random()), b BLOB DEFAULT (randomblob(16)),
+		ts TEXT DEFAULT CURRENT_TIMESTAMP, x);
+		CREATE TABLE audit(id INTEGER PRIMARY KEY, at TEXT, r INTEGER);
+		CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN
+			INSERT INTO audit(at, r) VALUES (strftime('%Y-%m-%d %H:%M:%f', 'now'), random());
+		END;`)
+	var wg sync.WaitGroup
+	for i := range dbs {
+		wg.Add(1)
+		go func(db *sql.DB) {
+			defer wg.Done()
+			for j := 0; j < 20; j++ {
+				if _, err := db.Exec("INSERT INTO t(x) VALUES (random()), (datetime('now')), (CURRENT_TIME)"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(dbs[i])
+	}
+	wg.Wait()
+	for i := range dbs {
+		if n := count(t, dbs[i], "SELECT count(*) FROM audit"); n != 180 {
+			t.Fatalf("node %d: %d audit rows", i, n)
+		}
+	}
+	// Compare the files themselves once the nodes are stopped.
+	for i := range c.Nodes {
+		c.Stop(i)
+	}
+	want := clustertest.Dump(t, filepath.Join(c.Nodes[0].Dir, "det.db"))
+	for i := 1; i < 3; i++ {
+		if got := clustertest.Dump(t, filepath.Join(c.Nodes[i].Dir, "det.db")); got != want {
+			t.Fatalf("node %d differs from node 0:\n%s\n---\n%s", i, got, want)
+		}
+	}
+}
+
+func TestLeaderFailoverLosesNothing(t *testing.T) {
+	c := clustertest.New(t, 3)
+	c.Params = "timeout=20s"
+	dbs := c.OpenAll("app.db")
+	mustExec(t, dbs[0], "CREATE TABLE t(id INTEGER PRIMARY KEY, writer INTEGER, seq INTEGER, UNIQUE (writer, seq))")
+	leader := c.Leader("app.db")
+	var writers []int
+	for i := range dbs {
+		if i != leader {
+			writers = append(writers, i)
+		}
+	}
+	var acked atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w, node := range writers {
+		for k := 0; k < 2; k++ {
+			wg.Add(1)
+			go func(writer int, db *sql.DB) {
+				defer wg.Done()
+				for seq := 0; seq < 2000; seq++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := db.Exec("INSERT INTO t(writer, seq) VALUES (?, ?)", writer, seq); err != nil {
+						t.Errorf("writer %d seq %d: %v", writer, seq, err)
+						return
+					}
+					acked.Add(1)
+				}
+			}(w*2+k, dbs[node])
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	c.Stop(leader)
+	stoppedAt := acked.Load()
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if acked.Load() <= stoppedAt {
+		t.Fatalf("no write succeeded after the leader stopped (%d acknowledged)", acked.Load())
+	}
+	reader := dbs[writers[0]]
+	if n := count(t, reader, "SELECT count(*) FROM t"); int64(n) != acked.Load() {
+		t.Fatalf("%d rows for %d acknowledged writes", n, acked.Load())
+	}
+	// The old leader comes back and catches up from the log.
+	c.Restart(leader, "app.db")
+	back := c.Open(leader, "app.db")
+	if n := count(t, back, "SELECT count(*) FROM t"); int64(n) != acked.Load() {
+		t.Fatalf("restarted node has %d rows, want %d", n, acked.Load())
+	}
+}
+
+func TestCatchUpFromSnapshot(t *testing.T) {
+	clustertest.SmallSnapshots(t, 20)
+	c := clustertest.New(t, 3)
+	dbs := c.OpenAll("app.db")
+	mustExec(t, dbs[0], "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+	c.Stop(2)
+	for i := 0; i < 200; i++ {
+		mustExec(t, dbs[i%2], "INSERT INTO t(v) VALUES (randomblob(100))")
+	}
+	c.Restart(2, "app.db")
+	db2 := c.Open(2, "app.db")
+	if n := count(t, db2, "SELECT count(*) FROM t"); n != 200 {
+		t.Fatalf("restarted node has %d rows, want 200", n)
+	}
+	if got := c.LocalDB(2, "app.db").Applied(); got < c.LocalDB(0, "app.db").Applied()-1 {
+		t.Logf("applied %d vs %d", got, c.LocalDB(0, "app.db").Applied())
+	}
+}
+
+func TestManyDatabases(t *testing.T) {
+	c := clustertest.New(t, 3)
+	c.OpenAll("tenant00.db")
+	const n = 50
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("tenant%02d.db", i)
+		db := c.Open(i%3, name)
+		mustExec(t, db, "CREATE TABLE t(v); INSERT INTO t VALUES (?)", i)
+	}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("tenant%02d.db", i)
+		db := c.Open((i+1)%3, name)
+		var v int
+		if err := db.QueryRow("SELECT v FROM t").Scan(&v); err != nil || v != i {
+			t.Fatalf("%s on node %d: %v %d", name, (i+1)%3, err, v)
+		}
+	}
+}
+
+func TestSingleNodeDefault(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "solo.db")
+	db, err := sql.Open("rsqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, "CREATE TABLE t(v TEXT); INSERT INTO t VALUES ('hello')")
+	db.Close()
+	db, err = sql.Open("rsqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v string
+	if err := db.QueryRowContext(ctxTimeout(t, 10*time.Second), "SELECT v FROM t").Scan(&v); err != nil || v != "hello" {
+		t.Fatalf("after reopen: %q %v", v, err)
+	}
+	// The file is a plain SQLite database.
+	plain, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if n := count(t, plain, "SELECT count(*) FROM t"); n != 1 {
+		t.Fatalf("plain SQLite sees %d rows", n)
+	}
+}
+
+func TestStaleReadsSkipTheBarrier(t *testing.T) {
+	c := clustertest.New(t, 3)
+	mustExec(t, c.OpenAll("app.db")[0], "CREATE TABLE t(v)")
+	stale, err := sql.Open("rsqlite", c.DSN(1, "app.db")+"&consistency=stale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stale.Close()
+	// Eventually visible without a barrier.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		err := stale.QueryRow("SELECT count(*) FROM t").Scan(&n)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestConnectionPragmas(t *testing.T) {
+	c := clustertest.New(t, 3)
+	db := c.OpenAll("app.db")[0]
+	mustExec(t, db, "CREATE TABLE p(id INTEGER PRIMARY KEY); CREATE TABLE ch(p REFERENCES p(id))")
+	mustExec(t, db, "INSERT INTO ch VALUES (1)") // foreign_keys off by default, as in SQLite
+	fk, err := sql.Open("rsqlite", c.DSN(1, "app.db")+"&_fk=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fk.Close()
+	_, err = fk.Exec("INSERT INTO ch VALUES (2)")
+	var se sqlite3.Error
+	if !errors.As(err, &se) || se.ExtendedCode != sqlite3.ErrConstraintForeignKey {
+		t.Fatalf("with _fk=1: %v", err)
+	}
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "PRAGMA foreign_keys = ON"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "INSERT INTO ch VALUES (3)"); !errors.As(err, &se) {
+		t.Fatalf("after PRAGMA foreign_keys = ON: %v", err)
+	}
+	var _ = rsqlite.DriverName
+}

@@ -1,0 +1,66 @@
+package rsqlite
+
+import (
+	"reflect"
+	"syscall"
+	"unsafe"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/rsqlite/rsqlite/cluster"
+	"github.com/rsqlite/rsqlite/internal/command"
+)
+
+// Errors a call can end with besides SQLite's own. A write that ends with
+// ErrNoQuorum or ErrTimeout may or may not have been applied; read it back
+// before retrying anything that is not idempotent.
+var (
+	ErrNoQuorum = cluster.ErrNoQuorum
+	ErrTimeout  = cluster.ErrTimeout
+	ErrClosed   = cluster.ErrClosed
+)
+
+// sqliteErrorLayout mirrors sqlite3.Error, whose message field is
+// unexported. Setting it lets callers get a genuine sqlite3.Error (type
+// switches, errors.As, and Error() all as with go-sqlite3). layoutMatches
+// checks the mirror against the real type once; if a go-sqlite3 upgrade
+// changes it, errors keep their codes and lose only the detailed message.
+type sqliteErrorLayout struct {
+	Code         sqlite3.ErrNo
+	ExtendedCode sqlite3.ErrNoExtended
+	SystemErrno  syscall.Errno
+	err          string
+}
+
+var layoutMatches = func() bool {
+	real, mirror := reflect.TypeOf(sqlite3.Error{}), reflect.TypeOf(sqliteErrorLayout{})
+	if real.Size() != mirror.Size() || real.NumField() != mirror.NumField() {
+		return false
+	}
+	for i := 0; i < real.NumField(); i++ {
+		a, b := real.Field(i), mirror.Field(i)
+		if a.Name != b.Name || a.Type != b.Type || a.Offset != b.Offset {
+			return false
+		}
+	}
+	return true
+}()
+
+// sqliteError turns an error recorded by the state machine back into what
+// go-sqlite3 would have returned.
+func sqliteError(e *command.Error) error {
+	if e.Code == 0 {
+		return &applyError{msg: e.Message}
+	}
+	se := sqlite3.Error{Code: sqlite3.ErrNo(e.Code), ExtendedCode: sqlite3.ErrNoExtended(e.ExtendedCode)}
+	if layoutMatches {
+		(*sqliteErrorLayout)(unsafe.Pointer(&se)).err = e.Message
+	}
+	return se
+}
+
+// applyError is a non-SQLite error the state machine reported for a
+// command (for example a missing argument), with go-sqlite3's text.
+type applyError struct{ msg string }
+
+func (e *applyError) Error() string { return e.msg }

@@ -1,0 +1,173 @@
+package command
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Version is the encoding version written by Encode. Decode accepts every version <= Version
+// and refuses newer ones with an error that says to upgrade the node.
+const Version = 1
+
+// Kind says how the state machine applies a command and what result it returns.
+type Kind uint8
+
+const (
+	KindExec  Kind = 1 // run the SQL (possibly several statements); result: RowsAffected, LastInsertID of the last statement
+	KindQuery Kind = 2 // run the SQL; result: the rows of the last statement (INSERT ... RETURNING etc.)
+	KindTx    Kind = 3 // a committed transaction: Statements run in order, all or nothing
+)
+
+func (k Kind) valid() bool { return k >= KindExec && k <= KindTx }
+
+func (k Kind) String() string {
+	switch k {
+	case KindExec:
+		return "exec"
+	case KindQuery:
+		return "query"
+	case KindTx:
+		return "tx"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Settings are per-connection SQLite settings that change the meaning of SQL; the applier sets
+// them before running the command. Adding a setting requires bumping Version, so that nodes
+// that would ignore it refuse the entry instead of applying it differently.
+type Settings uint32
+
+const (
+	ForeignKeys Settings = 1 << iota
+	RecursiveTriggers
+	CaseSensitiveLike
+	IgnoreCheckConstraints
+	DeferForeignKeys
+)
+
+// Arg is one bound argument, as database/sql's driver.NamedValue: Name without its prefix
+// character (empty for positional), Ordinal 1-based, Value one of: nil, int64, float64, bool,
+// []byte, string, time.Time. A nil []byte binds NULL and an empty one a zero-length blob; the
+// encoding preserves the difference.
+type Arg struct {
+	Name    string
+	Ordinal int
+	Value   any
+}
+
+// Statement is one SQL text with its bound arguments.
+type Statement struct {
+	SQL  string
+	Args []Arg
+}
+
+// Command is one replicated write, as proposed through raft.
+type Command struct {
+	Kind       Kind
+	ClientID   uint64 // proposer's client identity (exactly-once)
+	Seq        uint64 // proposer's sequence number for ClientID
+	Time       int64  // proposer's clock, Unix milliseconds (SQLite 'now')
+	Seed       uint64 // seed for random()/randomblob()
+	Settings   Settings
+	BaseIndex  uint64 // 0 = unconditional; else apply only if nothing was written after this raft index
+	Statements []Statement
+}
+
+// Smallest encodings, used to bound counts against the remaining input before allocating.
+const (
+	minStatementSize = 2 // SQL length, argument count
+	minArgSize       = 3 // name length, ordinal, value tag
+)
+
+// Encode appends the versioned binary encoding of c to dst and returns it. It fails for an
+// argument value of an unsupported type (the error names the type and the argument position)
+// and for an unknown Kind, which every node would refuse to decode.
+func Encode(dst []byte, c *Command) ([]byte, error) {
+	if c == nil {
+		return dst, errors.New("command: Encode of a nil *Command")
+	}
+	if !c.Kind.valid() {
+		return dst, fmt.Errorf("command: cannot encode unknown kind %d", uint8(c.Kind))
+	}
+	dst = append(dst, Version, byte(c.Kind))
+	dst = binary.AppendUvarint(dst, c.ClientID)
+	dst = binary.AppendUvarint(dst, c.Seq)
+	dst = binary.AppendVarint(dst, c.Time)
+	// Fixed width: a random seed would take 10 bytes as a varint.
+	dst = binary.LittleEndian.AppendUint64(dst, c.Seed)
+	dst = binary.AppendUvarint(dst, uint64(c.Settings))
+	dst = binary.AppendUvarint(dst, c.BaseIndex)
+	dst = binary.AppendUvarint(dst, uint64(len(c.Statements)))
+	for i := range c.Statements {
+		s := &c.Statements[i]
+		dst = appendString(dst, s.SQL)
+		dst = binary.AppendUvarint(dst, uint64(len(s.Args)))
+		for j := range s.Args {
+			a := &s.Args[j]
+			dst = appendString(dst, a.Name)
+			dst = binary.AppendVarint(dst, int64(a.Ordinal))
+			var ok bool
+			if dst, ok = appendValue(dst, a.Value); !ok {
+				return dst, fmt.Errorf("command: statement %d argument %d (ordinal %d, name %q): unsupported type %T",
+					i, j, a.Ordinal, a.Name, a.Value)
+			}
+		}
+	}
+	return dst, nil
+}
+
+// Decode parses b. Any malformed input (truncated, bad tag, trailing bytes, unknown kind,
+// newer version, lengths beyond the input) returns an error, never panics, and allocates at
+// most O(len(b)). The result does not alias b.
+func Decode(b []byte) (*Command, error) {
+	d := decoder{buf: b}
+	d.version()
+	// Most commands hold one statement: allocate it together with the Command.
+	block := &struct {
+		c     Command
+		first [1]Statement
+	}{}
+	c := &block.c
+	c.Kind = Kind(d.byte())
+	if d.err == nil && !c.Kind.valid() {
+		d.fail("unknown command kind %d", uint8(c.Kind))
+	}
+	c.ClientID = d.uvarint()
+	c.Seq = d.uvarint()
+	c.Time = d.varint()
+	c.Seed = d.uint64Fixed()
+	settings := d.uvarint()
+	if settings > 1<<32-1 {
+		d.fail("settings %#x overflow 32 bits", settings)
+	}
+	c.Settings = Settings(settings)
+	c.BaseIndex = d.uvarint()
+	if n := d.count("statement", minStatementSize); n == 1 {
+		c.Statements = block.first[:]
+	} else if n > 1 {
+		c.Statements = make([]Statement, n)
+	}
+	for i := range c.Statements {
+		d.statement(&c.Statements[i])
+	}
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (d *decoder) statement(s *Statement) {
+	s.SQL = d.string()
+	n := d.count("argument", minArgSize)
+	if n == 0 {
+		return
+	}
+	s.Args = make([]Arg, n)
+	for i := range s.Args {
+		a := &s.Args[i]
+		a.Name = d.string()
+		a.Ordinal = d.int()
+		a.Value = d.value()
+	}
+}

@@ -1,0 +1,590 @@
+package statemachine
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sm "github.com/lni/dragonboat/v4/statemachine"
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/rsqlite/rsqlite/internal/command"
+	"github.com/rsqlite/rsqlite/internal/detvfs"
+)
+
+// Options configure an SM.
+type Options struct {
+	// Path is the SQLite file. Its directory must exist or be creatable.
+	Path string
+	// Logger receives the SM's warnings; nil means slog.Default().
+	Logger *slog.Logger
+	// RequestTTL is how long exactly-once records of idle clients are kept.
+	// Zero means 24 hours. Every node must use the same value.
+	RequestTTL time.Duration
+}
+
+// SM is the on-disk state machine of one database. It implements
+// dragonboat's statemachine.IOnDiskStateMachine.
+//
+// dragonboat serialises Open, Update, Sync, PrepareSnapshot,
+// RecoverFromSnapshot and Close; SaveSnapshot and Lookup may run
+// concurrently with them, so they touch only atomics and their own
+// connections.
+type SM struct {
+	opts Options
+	log  *slog.Logger
+
+	vfs   *detvfs.VFS
+	conn  *sqlite3.SQLiteConn
+	stmts bookkeeping
+	// settings are the per-connection pragmas currently set on conn.
+	settings command.Settings
+	stopc    <-chan struct{}
+
+	applied   atomic.Uint64 // last applied raft index, as committed to the file
+	lastWrite atomic.Uint64 // index of the last entry that ran user SQL successfully
+	// txnLastWrite is lastWrite including the open batch transaction; only
+	// the Update goroutine touches it.
+	txnLastWrite uint64
+	closed       atomic.Bool
+	ready        chan struct{}
+	readyOnce    sync.Once
+}
+
+var _ sm.IOnDiskStateMachine = (*SM)(nil)
+
+// 'localtime' and 'utc' depend on the process time zone, which may differ
+// between nodes: pin them to UTC everywhere, before any database opens.
+func init() { detvfs.PinLocaltime() }
+
+// New returns an SM for the file at opts.Path. Nothing is opened until
+// dragonboat calls Open.
+func New(opts Options) *SM {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.RequestTTL == 0 {
+		opts.RequestTTL = 24 * time.Hour
+	}
+	return &SM{opts: opts, log: opts.Logger, ready: make(chan struct{})}
+}
+
+// Ready is closed once Open has returned successfully: the file exists and
+// local read connections may be opened on it.
+func (s *SM) Ready() <-chan struct{} { return s.ready }
+
+// Applied is the raft index of the last entry whose effects are committed to
+// the file.
+func (s *SM) Applied() uint64 { return s.applied.Load() }
+
+// LastWrite is the raft index of the last entry that ran user SQL without
+// error; transactions based on an older index conflict.
+func (s *SM) LastWrite() uint64 { return s.lastWrite.Load() }
+
+// Path is the SQLite file.
+func (s *SM) Path() string { return s.opts.Path }
+
+const schema = `
+CREATE TABLE IF NOT EXISTS _rsqlite_meta(
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	applied_index INTEGER NOT NULL,
+	last_write_index INTEGER NOT NULL,
+	format INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO _rsqlite_meta(id, applied_index, last_write_index, format) VALUES (1, 0, 0, 1);
+CREATE TABLE IF NOT EXISTS _rsqlite_requests(
+	client_id INTEGER PRIMARY KEY,
+	seq INTEGER NOT NULL,
+	time INTEGER NOT NULL,
+	result BLOB NOT NULL
+);`
+
+// FileURI builds a go-sqlite3 DSN for path with the given parameters,
+// escaping the characters SQLite's URI parser treats specially.
+func FileURI(path string, params url.Values) string {
+	u := url.URL{Scheme: "file", Path: path, RawQuery: params.Encode()}
+	// url.URL renders "file:///abs"; SQLite accepts that form.
+	return u.String()
+}
+
+// Open opens or creates the file and returns the last applied index
+// recorded in it.
+func (s *SM) Open(stopc <-chan struct{}) (uint64, error) {
+	s.stopc = stopc
+	if err := os.MkdirAll(filepath.Dir(s.opts.Path), 0o755); err != nil {
+		return 0, err
+	}
+	vfs, err := detvfs.New()
+	if err != nil {
+		return 0, err
+	}
+	s.vfs = vfs
+	params := url.Values{
+		"vfs":            {vfs.Name()},
+		"_journal_mode":  {"WAL"},
+		"_synchronous":   {"NORMAL"},
+		"_busy_timeout":  {"10000"},
+		"_foreign_keys":  {"0"},
+		"_txlock":        {"immediate"},
+		"_cache_size":    {"-16000"},
+		"_secure_delete": {"0"},
+	}
+	c, err := (&sqlite3.SQLiteDriver{}).Open(FileURI(s.opts.Path, params))
+	if err != nil {
+		vfs.Close()
+		return 0, fmt.Errorf("rsqlite: open %s: %w", s.opts.Path, err)
+	}
+	s.conn = c.(*sqlite3.SQLiteConn)
+	if err := s.initConn(); err != nil {
+		s.conn.Close()
+		vfs.Close()
+		return 0, err
+	}
+	s.readyOnce.Do(func() { close(s.ready) })
+	return s.applied.Load(), nil
+}
+
+// initConn pins connection settings, creates the bookkeeping tables and
+// loads the applied index.
+func (s *SM) initConn() error {
+	// Pinned so every node plans and evaluates alike whatever the build's
+	// defaults are; the per-command settings are (re)applied lazily.
+	pins := `PRAGMA trusted_schema=ON; PRAGMA recursive_triggers=0; PRAGMA case_sensitive_like=0;
+PRAGMA ignore_check_constraints=0; PRAGMA defer_foreign_keys=0; PRAGMA reverse_unordered_selects=0;
+PRAGMA automatic_index=1; PRAGMA wal_autocheckpoint=1000;`
+	if _, err := s.conn.Exec(pins, nil); err != nil {
+		return fmt.Errorf("rsqlite: configure %s: %w", s.opts.Path, err)
+	}
+	s.settings = 0
+	if _, err := s.conn.Exec("BEGIN IMMEDIATE;"+schema+"COMMIT;", nil); err != nil {
+		s.conn.Exec("ROLLBACK", nil) //nolint:errcheck // best effort after a failed init
+		return fmt.Errorf("rsqlite: create bookkeeping tables in %s: %w", s.opts.Path, err)
+	}
+	if err := s.stmts.prepare(s.conn); err != nil {
+		return err
+	}
+	return s.loadMeta()
+}
+
+func (s *SM) loadMeta() error {
+	applied, lastWrite, err := s.stmts.readMeta()
+	if err != nil {
+		return fmt.Errorf("rsqlite: read applied index of %s: %w", s.opts.Path, err)
+	}
+	s.applied.Store(applied)
+	s.lastWrite.Store(lastWrite)
+	return nil
+}
+
+// Update applies a batch of committed entries in one SQLite transaction
+// (more than one only when a command changes per-connection settings, which
+// SQLite refuses to change inside a transaction).
+func (s *SM) Update(ents []sm.Entry) ([]sm.Entry, error) {
+	// Entries whose statements rolled back the whole transaction (INSERT OR
+	// ROLLBACK, RAISE(ROLLBACK)): on the retry they are recorded as failed
+	// without running them again.
+	var lost map[uint64]*command.Error
+	backoff := 50 * time.Millisecond
+	for {
+		err := s.applyBatch(ents, lost)
+		if err == nil {
+			return ents, nil
+		}
+		s.rollback()
+		var tl *txnLostError
+		if errors.As(err, &tl) {
+			if lost == nil {
+				lost = make(map[uint64]*command.Error)
+			}
+			lost[tl.index] = tl.err
+			continue
+		}
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			return nil, err
+		}
+		// Environmental (disk full, I/O): not the entry's fault, so no
+		// outcome is recorded; wait and retry the same batch.
+		s.log.Error("rsqlite: applying entries failed; retrying", "db", s.opts.Path, "err", err, "retry_in", backoff)
+		select {
+		case <-s.stopc:
+			return nil, fmt.Errorf("rsqlite: replica stopped while applying to %s: %w", s.opts.Path, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// txnLostError reports that an entry's statements ended the whole
+// transaction; the batch is retried with that entry marked failed.
+type txnLostError struct {
+	index uint64
+	err   *command.Error
+}
+
+func (e *txnLostError) Error() string {
+	return fmt.Sprintf("entry %d rolled back the transaction: %s", e.index, e.err.Message)
+}
+
+// fatalError stops the replica: continuing could make it diverge.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+func (s *SM) applyBatch(ents []sm.Entry, lost map[uint64]*command.Error) error {
+	inTxn := false
+	s.txnLastWrite = s.lastWrite.Load()
+	commitThrough := func(index uint64) error {
+		if err := s.stmts.writeMeta(index, s.txnLastWrite); err != nil {
+			return err
+		}
+		if _, err := s.conn.Exec("COMMIT", nil); err != nil {
+			return err
+		}
+		inTxn = false
+		s.applied.Store(index)
+		s.lastWrite.Store(s.txnLastWrite)
+		return nil
+	}
+	for i := range ents {
+		e := &ents[i]
+		if e.Index <= s.applied.Load() {
+			continue // committed by an earlier attempt of this batch
+		}
+		cmd, decodeErr := decodeEntry(e.Cmd)
+		if cmd != nil && cmd.Settings != s.settings {
+			if inTxn {
+				if err := commitThrough(ents[i-1].Index); err != nil {
+					return err
+				}
+			}
+			if err := s.setSettings(cmd.Settings); err != nil {
+				return err
+			}
+		}
+		if !inTxn {
+			if _, err := s.conn.Exec("BEGIN IMMEDIATE", nil); err != nil {
+				return err
+			}
+			inTxn = true
+		}
+		var res *command.Result
+		var data []byte
+		var outcome applyOutcome
+		switch {
+		case decodeErr != nil:
+			res = &command.Result{Err: decodeErr}
+		case cmd == nil:
+			res = &command.Result{}
+		default:
+			var err error
+			res, data, outcome, err = s.applyCommand(e.Index, cmd, lost[e.Index])
+			if err != nil {
+				return err
+			}
+			if outcome == ranOK {
+				s.txnLastWrite = e.Index
+			}
+		}
+		if outcome != duplicate {
+			var err error
+			if data, err = command.EncodeResult(nil, res); err != nil {
+				return &fatalError{fmt.Errorf("rsqlite: encode result of entry %d: %w", e.Index, err)}
+			}
+			if cmd != nil && cmd.ClientID != 0 {
+				if err := s.stmts.recordRequest(cmd, data); err != nil {
+					return err
+				}
+			}
+		}
+		if cmd != nil && e.Index%expiryEvery == 0 {
+			if err := s.stmts.expireRequests(cmd.Time - s.opts.RequestTTL.Milliseconds()); err != nil {
+				return err
+			}
+		}
+		e.Result = sm.Result{Data: data}
+	}
+	if inTxn {
+		return commitThrough(ents[len(ents)-1].Index)
+	}
+	return nil
+}
+
+// expiryEvery is how often (in raft indexes) old exactly-once records are
+// dropped; any constant works as long as every node uses the same.
+const expiryEvery = 4096
+
+// decodeEntry returns (nil, nil) for an empty entry. A command from a newer
+// encoding than this node understands is fatal: applying it as an error while
+// newer nodes apply it for real would make the replicas diverge.
+func decodeEntry(b []byte) (*command.Command, *command.Error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	cmd, err := command.Decode(b)
+	if err != nil {
+		if len(b) > 0 && int(b[0]) > command.Version {
+			panic(fmt.Sprintf("rsqlite: raft entry encoded with version %d, this node understands up to %d: upgrade this node", b[0], command.Version))
+		}
+		return nil, &command.Error{Message: "rsqlite: malformed command: " + err.Error()}
+	}
+	return cmd, nil
+}
+
+// applyOutcome says what applyCommand did with a command.
+type applyOutcome int
+
+const (
+	failed    applyOutcome = iota // recorded an error outcome; nothing changed
+	ranOK                         // user SQL ran; it is the new conflict horizon
+	duplicate                     // a retry of an applied request; answered from the record
+)
+
+// applyCommand runs one command inside the batch transaction. For a
+// duplicate it returns the recorded, already encoded result in data.
+func (s *SM) applyCommand(index uint64, cmd *command.Command, lostErr *command.Error) (res *command.Result, data []byte, outcome applyOutcome, err error) {
+	if cmd.ClientID != 0 {
+		seq, prev, found, err := s.stmts.lookupRequest(cmd.ClientID)
+		if err != nil {
+			return nil, nil, failed, err
+		}
+		if found && cmd.Seq == seq {
+			return nil, prev, duplicate, nil
+		}
+		if found && cmd.Seq < seq {
+			return &command.Result{Err: &command.Error{Message: fmt.Sprintf(
+				"rsqlite: stale request %d of client %x (latest applied is %d)", cmd.Seq, cmd.ClientID, seq)}}, nil, failed, nil
+		}
+	}
+	if lostErr != nil {
+		return &command.Result{Err: lostErr}, nil, failed, nil
+	}
+	if cmd.BaseIndex != 0 && s.txnLastWrite > cmd.BaseIndex {
+		return &command.Result{Err: conflictError(cmd.BaseIndex)}, nil, failed, nil
+	}
+	s.vfs.Set(cmd.Time, cmd.Seed)
+	s.vfs.ResetConn()
+	if err := s.stmts.resetChanges(); err != nil {
+		return nil, nil, failed, err
+	}
+	if _, err := s.conn.Exec("SAVEPOINT rsqlite_entry", nil); err != nil {
+		return nil, nil, failed, err
+	}
+	s.vfs.SetGuard(true)
+	res, runErr := s.run(cmd)
+	s.vfs.SetGuard(false)
+	s.vfs.Clear()
+	if runErr == nil {
+		if _, err := s.conn.Exec("RELEASE rsqlite_entry", nil); err != nil {
+			return nil, nil, failed, err
+		}
+		return res, nil, ranOK, nil
+	}
+	cerr, deterministic := s.classify(runErr)
+	if !deterministic {
+		return nil, nil, failed, runErr
+	}
+	if s.conn.AutoCommit() {
+		// The statement ended the batch transaction itself.
+		return nil, nil, failed, &txnLostError{index: index, err: cerr}
+	}
+	if _, err := s.conn.Exec("ROLLBACK TO rsqlite_entry; RELEASE rsqlite_entry", nil); err != nil {
+		return nil, nil, failed, err
+	}
+	return &command.Result{Err: cerr}, nil, failed, nil
+}
+
+// conflictError is what a transaction based on a stale index gets: SQLite's
+// own answer to a stale snapshot, SQLITE_BUSY_SNAPSHOT.
+func conflictError(base uint64) *command.Error {
+	return &command.Error{
+		Code:         int(sqlite3.ErrBusy),
+		ExtendedCode: int(sqlite3.ErrBusySnapshot),
+		Message:      fmt.Sprintf("rsqlite: transaction conflict: the database changed after the transaction's snapshot (index %d); retry the transaction", base),
+	}
+}
+
+// run executes the command's statements on the applying connection.
+func (s *SM) run(cmd *command.Command) (*command.Result, error) {
+	ctx := context.Background() // no ctx watcher goroutine per statement
+	res := &command.Result{}
+	for i, st := range cmd.Statements {
+		args := namedValues(st.Args)
+		last := i == len(cmd.Statements)-1
+		if cmd.Kind == command.KindQuery && last {
+			return s.query(ctx, st.SQL, args)
+		}
+		r, err := s.conn.ExecContext(ctx, st.SQL, args)
+		if err != nil {
+			return nil, err
+		}
+		res.RowsAffected, _ = r.RowsAffected()
+		res.LastInsertID, _ = r.LastInsertId()
+	}
+	return res, nil
+}
+
+func (s *SM) query(ctx context.Context, query string, args []driver.NamedValue) (*command.Result, error) {
+	rows, err := s.conn.QueryContext(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	res := &command.Result{Columns: rows.Columns()}
+	// As declared (not lower-cased like SQLiteRows.DeclTypes), for
+	// ColumnTypeDatabaseTypeName on the proposer's side.
+	if r, ok := rows.(driver.RowsColumnTypeDatabaseTypeName); ok {
+		res.DeclTypes = make([]string, len(res.Columns))
+		for i := range res.DeclTypes {
+			res.DeclTypes[i] = r.ColumnTypeDatabaseTypeName(i)
+		}
+	}
+	for {
+		dest := make([]driver.Value, len(res.Columns))
+		err := rows.Next(dest)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		row := make([]any, len(dest))
+		for i, v := range dest {
+			row[i] = v
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	return res, rows.Close()
+}
+
+func namedValues(args []command.Arg) []driver.NamedValue {
+	if len(args) == 0 {
+		return nil
+	}
+	nv := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		nv[i] = driver.NamedValue{Name: a.Name, Ordinal: a.Ordinal, Value: a.Value}
+	}
+	return nv
+}
+
+// classify turns an error of the user's SQL into a recordable outcome, and
+// reports whether it is deterministic: a function of the entry and the
+// database alone, so every node reaches the same one.
+func (s *SM) classify(err error) (*command.Error, bool) {
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		// go-sqlite3's own argument checks ("not enough args ...").
+		return &command.Error{Message: err.Error()}, true
+	}
+	switch se.Code {
+	case sqlite3.ErrBusy, sqlite3.ErrLocked, sqlite3.ErrNomem, sqlite3.ErrReadonly,
+		sqlite3.ErrInterrupt, sqlite3.ErrIoErr, sqlite3.ErrCorrupt, sqlite3.ErrFull,
+		sqlite3.ErrCantOpen, sqlite3.ErrProtocol, sqlite3.ErrNoLFS, sqlite3.ErrNotADB:
+		return nil, false
+	}
+	msg := se.Error()
+	// Refusals by the replication guard surface as SQLITE_AUTH, or as
+	// SQLITE_ERROR for functions; the guard knows which it was.
+	if what := s.vfs.LastDenied(); what != "" {
+		msg = fmt.Sprintf("%s: rsqlite cannot replicate %s", msg, what)
+	}
+	return &command.Error{Code: int(se.Code), ExtendedCode: int(se.ExtendedCode), Message: msg}, true
+}
+
+// setSettings applies per-connection pragmas; only valid outside a
+// transaction (SQLite ignores foreign_keys inside one).
+func (s *SM) setSettings(want command.Settings) error {
+	flags := []struct {
+		bit    command.Settings
+		pragma string
+	}{
+		{command.ForeignKeys, "foreign_keys"},
+		{command.RecursiveTriggers, "recursive_triggers"},
+		{command.CaseSensitiveLike, "case_sensitive_like"},
+		{command.IgnoreCheckConstraints, "ignore_check_constraints"},
+		{command.DeferForeignKeys, "defer_foreign_keys"},
+	}
+	for _, f := range flags {
+		if want&f.bit == s.settings&f.bit {
+			continue
+		}
+		v := 0
+		if want&f.bit != 0 {
+			v = 1
+		}
+		if _, err := s.conn.Exec(fmt.Sprintf("PRAGMA %s=%d", f.pragma, v), nil); err != nil {
+			return err
+		}
+	}
+	s.settings = want
+	return nil
+}
+
+func (s *SM) rollback() {
+	if s.conn != nil && !s.conn.AutoCommit() {
+		if _, err := s.conn.Exec("ROLLBACK", nil); err != nil {
+			s.log.Warn("rsqlite: rollback failed", "db", s.opts.Path, "err", err)
+		}
+	}
+	s.vfs.SetGuard(false)
+	s.vfs.Clear()
+}
+
+// Lookup answers local queries without raft. rsqlite reads through its own
+// read connections, so the only query is nil: the applied index.
+func (s *SM) Lookup(q any) (any, error) {
+	if s.closed.Load() {
+		return nil, errors.New("rsqlite: state machine closed")
+	}
+	return s.applied.Load(), nil
+}
+
+// Sync makes every applied entry durable: the WAL and the database file are
+// fsynced (commits ran with synchronous=NORMAL, which defers that).
+func (s *SM) Sync() error {
+	for _, p := range []string{s.opts.Path + "-wal", s.opts.Path} {
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("rsqlite: fsync %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// Close releases the connection. dragonboat may never call it (crash);
+// nothing on disk depends on it.
+func (s *SM) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	var err error
+	if s.conn != nil {
+		s.stmts.close()
+		err = s.conn.Close()
+	}
+	if s.vfs != nil {
+		if cerr := s.vfs.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
