@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -30,11 +32,15 @@ func SetLogger(l *slog.Logger) { logSink.Store(l) }
 // logger (default slog.LevelWarn: dragonboat is chatty at info).
 func SetLogLevel(l slog.Level) { logLevel.Store(int64(l)) }
 
+// stderrLogger is the default: slog.Default() writes through the standard
+// log package, whose output dragonboat's capnslog takes over.
+var stderrLogger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+
 func currentLogger() *slog.Logger {
 	if l := logSink.Load(); l != nil {
 		return l
 	}
-	return slog.Default()
+	return stderrLogger
 }
 
 func installDragonboatLogger() {
@@ -64,10 +70,20 @@ func (a *slogAdapter) log(level slog.Level, format string, args []any) {
 	l.Log(context.Background(), level, fmt.Sprintf(format, args...), "component", "dragonboat/"+a.pkg)
 }
 
-func (a *slogAdapter) Debugf(f string, args ...any)   { a.log(slog.LevelDebug, f, args) }
-func (a *slogAdapter) Infof(f string, args ...any)    { a.log(slog.LevelInfo, f, args) }
-func (a *slogAdapter) Warningf(f string, args ...any) { a.log(slog.LevelWarn, f, args) }
-func (a *slogAdapter) Errorf(f string, args ...any)   { a.log(slog.LevelError, f, args) }
+func (a *slogAdapter) Debugf(f string, args ...any) { a.log(slog.LevelDebug, f, args) }
+func (a *slogAdapter) Infof(f string, args ...any)  { a.log(slog.LevelInfo, f, args) }
+
+// Warningf: dragonboat's raft package reports routine elections and
+// requests dropped while there is no leader (which rsqlite retries) as
+// warnings; they are information, not something to act on.
+func (a *slogAdapter) Warningf(f string, args ...any) {
+	level := slog.LevelWarn
+	if a.pkg == "raft" || strings.HasPrefix(f, "mutual TLS disabled") {
+		level = slog.LevelInfo
+	}
+	a.log(level, f, args)
+}
+func (a *slogAdapter) Errorf(f string, args ...any) { a.log(slog.LevelError, f, args) }
 
 // Panicf must panic: dragonboat relies on it to stop on invariant violations.
 func (a *slogAdapter) Panicf(f string, args ...any) {

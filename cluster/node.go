@@ -46,8 +46,11 @@ type Config struct {
 	// CompactionOverhead is how many entries stay after compaction
 	// (default 5,000).
 	CompactionOverhead uint64
-	// ProposeAttempt bounds one attempt of a proposal or read barrier before
-	// it is retried (default 1s). A retry is safe: commands carry request IDs.
+	// ProposeAttempt bounds the first attempt of a proposal or read barrier
+	// before it is retried (default 300ms, doubling on each timeout up to
+	// 5s). A proposal forwarded to a leader that just died is lost silently,
+	// so this is also how long a write waits before trying the new leader. A
+	// retry is safe: commands carry request IDs.
 	ProposeAttempt time.Duration
 }
 
@@ -58,7 +61,7 @@ var Defaults = Config{
 	RTT:                10 * time.Millisecond,
 	SnapshotEntries:    10000,
 	CompactionOverhead: 5000,
-	ProposeAttempt:     time.Second,
+	ProposeAttempt:     300 * time.Millisecond,
 }
 
 func (c *Config) setDefaults() {
@@ -226,6 +229,7 @@ func start(cfg Config) (*Node, error) {
 	}
 	local := len(cfg.Peers) == 0 && strings.HasPrefix(id.RaftAddress, "local-")
 	nhc := config.NodeHostConfig{
+		ListenAddress:  ListenAddressHook(id.RaftAddress),
 		NodeHostDir:    filepath.Join(cfg.metaDir(), "raft"),
 		RTTMillisecond: uint64(max(cfg.RTT.Milliseconds(), 1)),
 		RaftAddress:    id.RaftAddress,
@@ -298,6 +302,12 @@ func (n *Node) shardConfig(shardID uint64) config.Config {
 	}
 	return c
 }
+
+// ListenAddressHook maps a node's raft address to the address it binds.
+// By default they are the same. Fault-injection tests put a proxy on the
+// raft address (which peers dial) and bind the node elsewhere, so they can
+// cut and restore its links.
+var ListenAddressHook = func(raftAddress string) string { return "" }
 
 // maxCommandSize bounds one encoded command (statements plus arguments).
 const maxCommandSize = 64 << 20

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"flag"
+	"log/slog"
 	"fmt"
 	"net"
 	"os"
@@ -27,7 +28,11 @@ func runDemo(args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ExitOnError)
 	dir := fs.String("dir", "", "directory for the nodes' data (default: a new temporary directory, removed afterwards)")
 	writes := fs.Int("writes", 200, "rows to write while the leader is down")
+	verbose := fs.Bool("v", false, "also print the raft library's warnings (a stopped node makes its peers log connection errors)")
 	fs.Parse(args)
+	if !*verbose {
+		cluster.SetLogLevel(slog.LevelError + 4)
+	}
 
 	base := *dir
 	if base == "" {
