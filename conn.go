@@ -37,8 +37,10 @@ type conn struct {
 	seq      uint64
 	settings command.Settings
 
-	read   *sqlite3.SQLiteConn // opened on first read
-	closed bool
+	read    *sqlite3.SQLiteConn // opened on first read
+	scratch *scratch            // opened on first transaction
+	tx      *tx
+	closed  bool
 }
 
 var (
@@ -91,11 +93,7 @@ func (c *conn) readConn() (*sqlite3.SQLiteConn, error) {
 		"_query_only":   {"1"},
 		"_busy_timeout": {strconv.FormatInt(c.cfg.BusyTimeout.Milliseconds(), 10)},
 	}
-	if c.cfg.Loc != nil {
-		loc := c.cfg.Loc.String()
-		if c.cfg.Loc == time.Local {
-			loc = "auto"
-		}
+	if loc := locParam(c.cfg.Loc); loc != "" {
 		params.Set("_loc", loc)
 	}
 	if c.cfg.CacheSize != 0 {
@@ -110,6 +108,17 @@ func (c *conn) readConn() (*sqlite3.SQLiteConn, error) {
 	}
 	c.read = dc.(*sqlite3.SQLiteConn)
 	return c.read, nil
+}
+
+// locParam is go-sqlite3's _loc value for loc.
+func locParam(loc *time.Location) string {
+	switch loc {
+	case nil:
+		return ""
+	case time.Local:
+		return "auto"
+	}
+	return loc.String()
 }
 
 // nextCommand stamps a new command with the connection's identity, the
@@ -174,6 +183,9 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if handled, err := c.connPragma(query); handled {
 		return driver.RowsAffected(0), err
 	}
+	if c.tx != nil {
+		return c.tx.exec(ctx, query, args)
+	}
 	if err := sqlclass.CheckWrite(query); err != nil {
 		return nil, err
 	}
@@ -211,6 +223,11 @@ func (c *conn) connPragma(query string) (bool, error) {
 	if !known {
 		return true, fmt.Errorf("rsqlite: unsupported connection pragma %s", name)
 	}
+	if c.tx != nil && name == "defer_foreign_keys" {
+		// The one that SQLite applies inside a transaction (and resets at
+		// its end): it belongs to the transaction, not the connection.
+		return true, c.tx.deferForeignKeys(on)
+	}
 	if on {
 		c.settings |= bit
 	} else {
@@ -231,6 +248,9 @@ func (c *conn) connPragma(query string) (bool, error) {
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	if handled, err := c.connPragma(query); handled {
 		return emptyRows{}, err
+	}
+	if c.tx != nil {
+		return c.tx.query(ctx, query, args)
 	}
 	if len(sqlclass.Split(query)) > 1 {
 		return c.proposeQuery(ctx, query, args)
@@ -284,28 +304,42 @@ func (c *conn) proposeQuery(ctx context.Context, query string, args []driver.Nam
 	return newResultRows(res, c.cfg.Loc), nil
 }
 
-// PrepareContext prepares query's first statement, as go-sqlite3 does.
+// PrepareContext prepares query's first statement, as go-sqlite3 does: on
+// the transaction's scratch connection inside a transaction (which sees the
+// transaction's own schema changes), else on the read connection.
 func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	st, err := c.prepareLocal(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
 	first := query
 	if parts := sqlclass.Split(query); len(parts) > 1 {
 		first = parts[0]
 	}
-	return &stmt{c: c, query: first, numInput: st.NumInput(), readonly: st.Readonly()}, nil
+	if t := c.tx; t != nil && !t.readOnly {
+		if err := t.usable(); err != nil {
+			return nil, err
+		}
+		var n int
+		err := t.sc.withConn(func() error {
+			st, err := t.sc.conn.PrepareContext(ctx, first)
+			if err != nil {
+				return err
+			}
+			n = st.NumInput()
+			return st.Close()
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &stmt{c: c, query: first, numInput: n}, nil
+	}
+	st, err := c.prepareLocal(ctx, first)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return &stmt{c: c, query: first, numInput: st.NumInput()}, nil
 }
 
 func (c *conn) Prepare(query string) (driver.Stmt, error) {
 	return c.PrepareContext(context.Background(), query)
-}
-
-// BeginTx: interactive transactions are the next milestone. Until then
-// refuse, rather than run a transaction that would not be replicated.
-func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	return nil, errors.New("rsqlite: transactions are not supported yet; use single statements (a multi-statement Exec is applied atomically)")
 }
 
 func (c *conn) Begin() (driver.Tx, error) {
@@ -346,7 +380,13 @@ func (c *conn) Close() error {
 		return nil
 	}
 	c.closed = true
+	if c.tx != nil {
+		c.tx.release()
+	}
 	var err error
+	if c.scratch != nil {
+		c.scratch.close()
+	}
 	if c.read != nil {
 		err = c.read.Close()
 	}

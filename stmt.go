@@ -9,12 +9,12 @@ import (
 // stmt is a prepared statement. It keeps only the SQL: a read is prepared
 // again on the local connection when it runs (after its read barrier, so it
 // sees the current schema), and a write is replicated as text, because every
-// node prepares it on its own connection.
+// node prepares it on its own connection. Preparing is cheap next to a raft
+// round trip.
 type stmt struct {
 	c        *conn
 	query    string
 	numInput int
-	readonly bool
 	closed   bool
 }
 
@@ -46,9 +46,6 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
 	if s.closed {
 		return nil, errStmtClosed
-	}
-	if !s.readonly {
-		return s.c.proposeQuery(ctx, s.query, args)
 	}
 	return s.c.QueryContext(ctx, s.query, args)
 }

@@ -20,6 +20,7 @@ type DB struct {
 
 	started  chan struct{} // closed once the replica start was attempted
 	startErr error
+	txSlot   chan struct{} // one read-write transaction of this node at a time
 }
 
 func (db *DB) markStarted(err error) {
@@ -58,6 +59,24 @@ func (db *DB) Applied() uint64 { return db.sm.Applied() }
 
 // LastWrite is the raft index of the last entry that changed the database.
 func (db *DB) LastWrite() uint64 { return db.sm.LastWrite() }
+
+// LockTx waits until no other read-write transaction of this node is open
+// on the database. Transactions of one node queue like SQLite writers wait
+// for each other's locks, instead of failing each other at commit.
+func (db *DB) LockTx(ctx context.Context) (unlock func(), err error) {
+	select {
+	case db.txSlot <- struct{}{}:
+		return func() { <-db.txSlot }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("rsqlite: waiting for this node's other transaction on %s: %w", db.name, ctx.Err())
+	}
+}
+
+// RegisterLocalTx registers the abort function of a transaction running on
+// this node's copy of the file; see statemachine.SM.RegisterLocalTx.
+func (db *DB) RegisterLocalTx(abort func()) (unregister func()) {
+	return db.sm.RegisterLocalTx(abort)
+}
 
 // Propose replicates an encoded command and returns the state machine's
 // encoded result. It retries until ctx's deadline when the group has no

@@ -378,7 +378,7 @@ func (n *Node) startDB(d dbInfo) {
 func (n *Node) dbLocked(name string) *DB {
 	db, ok := n.dbs[name]
 	if !ok {
-		db = &DB{node: n, name: name, started: make(chan struct{})}
+		db = &DB{node: n, name: name, started: make(chan struct{}), txSlot: make(chan struct{}, 1)}
 		n.dbs[name] = db
 	}
 	return db

@@ -56,6 +56,7 @@ type SM struct {
 	// the Update goroutine touches it.
 	txnLastWrite uint64
 	closed       atomic.Bool
+	locals       localTxs
 	ready        chan struct{}
 	readyOnce    sync.Once
 }
@@ -132,7 +133,7 @@ func (s *SM) Open(stopc <-chan struct{}) (uint64, error) {
 		"vfs":            {vfs.Name()},
 		"_journal_mode":  {"WAL"},
 		"_synchronous":   {"NORMAL"},
-		"_busy_timeout":  {"10000"},
+		"_busy_timeout":  {"20"}, // see beginBatch
 		"_foreign_keys":  {"0"},
 		"_txlock":        {"immediate"},
 		"_cache_size":    {"-16000"},
@@ -252,6 +253,8 @@ func (s *SM) applyBatch(ents []sm.Entry, lost map[uint64]*command.Error) error {
 			return err
 		}
 		inTxn = false
+		// SQLite turns defer_foreign_keys off at every commit.
+		s.settings &^= command.DeferForeignKeys
 		s.applied.Store(index)
 		s.lastWrite.Store(s.txnLastWrite)
 		return nil
@@ -273,7 +276,7 @@ func (s *SM) applyBatch(ents []sm.Entry, lost map[uint64]*command.Error) error {
 			}
 		}
 		if !inTxn {
-			if _, err := s.conn.Exec("BEGIN IMMEDIATE", nil); err != nil {
+			if err := s.beginBatch(); err != nil {
 				return err
 			}
 			inTxn = true
@@ -313,6 +316,16 @@ func (s *SM) applyBatch(ents []sm.Entry, lost map[uint64]*command.Error) error {
 			}
 		}
 		e.Result = sm.Result{Data: data}
+		if cmd != nil && cmd.Settings&command.DeferForeignKeys != 0 && outcome == ranOK {
+			// Deferred foreign keys are checked at COMMIT, so the entry gets
+			// a transaction of its own; a violation fails it alone.
+			if err := commitThrough(e.Index); err != nil {
+				if fk, ok := s.deterministicFailure(err); ok {
+					return &txnLostError{index: e.Index, err: fk}
+				}
+				return err
+			}
+		}
 	}
 	if inTxn {
 		return commitThrough(ents[len(ents)-1].Index)
@@ -391,6 +404,9 @@ func (s *SM) applyCommand(index uint64, cmd *command.Command, lostErr *command.E
 		return res, nil, ranOK, nil
 	}
 	cerr, deterministic := s.classify(runErr)
+	if cmd.Kind == command.KindTx && deterministic {
+		cerr.Message = "rsqlite: transaction failed when applied: " + cerr.Message
+	}
 	if !deterministic {
 		return nil, nil, failed, runErr
 	}
@@ -414,11 +430,16 @@ func conflictError(base uint64) *command.Error {
 	}
 }
 
-// run executes the command's statements on the applying connection.
+// run executes the command's statements on the applying connection. The
+// statements of a transaction each draw random values from their own seed,
+// as they did when the transaction ran on its node.
 func (s *SM) run(cmd *command.Command) (*command.Result, error) {
 	ctx := context.Background() // no ctx watcher goroutine per statement
 	res := &command.Result{}
 	for i, st := range cmd.Statements {
+		if cmd.Kind == command.KindTx {
+			s.vfs.Set(cmd.Time, command.StatementSeed(cmd.Seed, i))
+		}
 		args := namedValues(st.Args)
 		last := i == len(cmd.Statements)-1
 		if cmd.Kind == command.KindQuery && last {
@@ -500,6 +521,16 @@ func (s *SM) classify(err error) (*command.Error, bool) {
 		msg = fmt.Sprintf("%s: rsqlite cannot replicate %s", msg, what)
 	}
 	return &command.Error{Code: int(se.Code), ExtendedCode: int(se.ExtendedCode), Message: msg}, true
+}
+
+// deterministicFailure reports whether err (from COMMIT) is a constraint
+// failure every node reaches, rather than a fault of this node's disk.
+func (s *SM) deterministicFailure(err error) (*command.Error, bool) {
+	var se sqlite3.Error
+	if !errors.As(err, &se) || se.Code != sqlite3.ErrConstraint {
+		return nil, false
+	}
+	return s.classify(err)
 }
 
 // setSettings applies per-connection pragmas; only valid outside a

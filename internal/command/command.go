@@ -171,3 +171,15 @@ func (d *decoder) statement(s *Statement) {
 		a.Value = d.value()
 	}
 }
+
+// StatementSeed is the random seed of the i-th write statement of a
+// transaction. The driver's local execution of the transaction and every
+// node's replay draw random() and randomblob() from the same per-statement
+// streams, so reads inside the transaction (which are not replayed) do not
+// shift what later writes see.
+func StatementSeed(txSeed uint64, i int) uint64 {
+	z := txSeed + uint64(i+1)*0x9E3779B97F4A7C15
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}

@@ -1,0 +1,319 @@
+package rsqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"math/rand"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/rsqlite/rsqlite"
+	"github.com/rsqlite/rsqlite/internal/clustertest"
+)
+
+func TestTxReadsOwnWritesExactResults(t *testing.T) {
+	c := clustertest.New(t, 3)
+	dbs := c.OpenAll("app.db")
+	mustExec(t, dbs[0], "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, r INTEGER, at TEXT DEFAULT CURRENT_TIMESTAMP)")
+	mustExec(t, dbs[0], "INSERT INTO t(v) VALUES ('before')")
+	tx, err := dbs[1].Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tx.Exec("INSERT INTO t(v, r) VALUES ('a', random()), ('b', random())")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := res.LastInsertId(); id != 3 {
+		t.Fatalf("LastInsertId in tx = %d, want 3", id)
+	}
+	if n, _ := res.RowsAffected(); n != 2 {
+		t.Fatalf("RowsAffected in tx = %d", n)
+	}
+	var n int
+	tx.QueryRow("SELECT count(*) FROM t").Scan(&n)
+	if n != 3 {
+		t.Fatalf("tx sees %d rows, want 3", n)
+	}
+	var r1 int64
+	if err := tx.QueryRow("SELECT r FROM t WHERE v = 'a'").Scan(&r1); err != nil {
+		t.Fatal(err)
+	}
+	var retID int64
+	var retR int64
+	if err := tx.QueryRow("UPDATE t SET v = 'c' WHERE v = 'b' RETURNING id, randomblob(4) IS NOT NULL").Scan(&retID, &retR); err != nil || retID != 3 {
+		t.Fatalf("RETURNING in tx: %v %d", err, retID)
+	}
+	// Not visible elsewhere before commit.
+	if n := count(t, dbs[2], "SELECT count(*) FROM t"); n != 1 {
+		t.Fatalf("uncommitted rows visible on node 2: %d", n)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for i, db := range dbs {
+		var r int64
+		if err := db.QueryRow("SELECT r FROM t WHERE v = 'a'").Scan(&r); err != nil || r != r1 {
+			t.Fatalf("node %d: random() committed as %d, the transaction saw %d (%v)", i, r, r1, err)
+		}
+		if n := count(t, db, "SELECT count(*) FROM t WHERE v IN ('a', 'c')"); n != 2 {
+			t.Fatalf("node %d: %d rows", i, n)
+		}
+	}
+}
+
+func TestTxConflictAcrossNodes(t *testing.T) {
+	c := clustertest.New(t, 3)
+	dbs := c.OpenAll("app.db")
+	mustExec(t, dbs[0], "CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INTEGER); INSERT INTO acct VALUES (1, 100)")
+	txA, err := dbs[0].Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	txB, err := dbs[1].Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tx := range []*sql.Tx{txA, txB} {
+		var bal int
+		tx.QueryRow("SELECT bal FROM acct WHERE id = 1").Scan(&bal)
+		if _, err := tx.Exec("UPDATE acct SET bal = ? WHERE id = 1", bal+10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := txA.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	err = txB.Commit()
+	var ce *rsqlite.ConflictError
+	var se sqlite3.Error
+	if !errors.As(err, &ce) || !errors.Is(err, sqlite3.ErrBusy) || !errors.As(err, &se) || se.ExtendedCode != sqlite3.ErrBusySnapshot || !rsqlite.IsRetryable(err) {
+		t.Fatalf("second commit: %v", err)
+	}
+	// Retrying the whole transaction succeeds.
+	err = retryTx(dbs[1], func(tx *sql.Tx) error {
+		_, err := tx.Exec("UPDATE acct SET bal = bal + 10 WHERE id = 1")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, db := range dbs {
+		if n := count(t, db, "SELECT bal FROM acct"); n != 120 {
+			t.Fatalf("node %d balance %d, want 120", i, n)
+		}
+	}
+}
+
+func retryTx(db *sql.DB, f func(*sql.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		tx, err := db.Begin()
+		if err != nil {
+			return err
+		}
+		if err = f(tx); err == nil {
+			err = tx.Commit()
+		} else {
+			tx.Rollback()
+		}
+		if err == nil || !rsqlite.IsRetryable(err) || attempt == 50 {
+			return err
+		}
+		time.Sleep(time.Duration(rand.Intn(10)) * time.Millisecond)
+	}
+}
+
+func TestTxSameNodeQueuesWithoutConflicts(t *testing.T) {
+	c := clustertest.New(t, 3)
+	db := c.OpenAll("app.db")[1]
+	mustExec(t, db, "CREATE TABLE counter(n INTEGER); INSERT INTO counter VALUES (0)")
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 15; i++ {
+				tx, err := db.Begin()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var n int
+				tx.QueryRow("SELECT n FROM counter").Scan(&n)
+				if _, err := tx.Exec("UPDATE counter SET n = ?", n+1); err != nil {
+					t.Error(err)
+				}
+				if err := tx.Commit(); err != nil {
+					t.Errorf("a single node's transactions conflicted: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := count(t, db, "SELECT n FROM counter"); n != 60 {
+		t.Fatalf("counter = %d, want 60", n)
+	}
+}
+
+func TestTxBankTransfersKeepTotal(t *testing.T) {
+	c := clustertest.New(t, 3)
+	dbs := c.OpenAll("bank.db")
+	const accounts = 5
+	mustExec(t, dbs[0], "CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INTEGER NOT NULL CHECK (bal >= 0))")
+	for i := 0; i < accounts; i++ {
+		mustExec(t, dbs[0], "INSERT INTO acct VALUES (?, 100)", i)
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(int64(w)))
+			db := dbs[w%3]
+			for i := 0; i < 15; i++ {
+				from, to, amt := rng.Intn(accounts), rng.Intn(accounts), rng.Intn(30)
+				err := retryTx(db, func(tx *sql.Tx) error {
+					var bal int
+					if err := tx.QueryRow("SELECT bal FROM acct WHERE id = ?", from).Scan(&bal); err != nil {
+						return err
+					}
+					if bal < amt {
+						return nil
+					}
+					if _, err := tx.Exec("UPDATE acct SET bal = bal - ? WHERE id = ?", amt, from); err != nil {
+						return err
+					}
+					_, err := tx.Exec("UPDATE acct SET bal = bal + ? WHERE id = ?", amt, to)
+					return err
+				})
+				if err != nil {
+					t.Errorf("transfer: %v", err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	for i, db := range dbs {
+		if total := count(t, db, "SELECT sum(bal) FROM acct"); total != accounts*100 {
+			t.Fatalf("node %d: total %d, want %d", i, total, accounts*100)
+		}
+	}
+}
+
+func TestTxRollbackAndReadOnlyProposeNothing(t *testing.T) {
+	c := clustertest.New(t, 3)
+	db := c.OpenAll("app.db")[0]
+	mustExec(t, db, "CREATE TABLE t(v)")
+	local := c.LocalDB(0, "app.db")
+	before := local.Applied()
+	tx, _ := db.Begin()
+	if _, err := tx.Exec("INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	tx.Rollback()
+	ro, err := db.BeginTx(context.Background(), &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.Exec("INSERT INTO t VALUES (2)"); err == nil {
+		t.Fatal("write in a read-only transaction succeeded")
+	}
+	ro.QueryRow("SELECT count(*) FROM t").Scan(new(int))
+	if err := ro.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	empty, _ := db.Begin()
+	empty.QueryRow("SELECT count(*) FROM t").Scan(new(int))
+	if err := empty.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if after := local.Applied(); after != before {
+		t.Fatalf("rollback or read-only transactions proposed entries: %d -> %d", before, after)
+	}
+	if n := count(t, db, "SELECT count(*) FROM t"); n != 0 {
+		t.Fatalf("%d rows after rollback", n)
+	}
+	if _, err := db.BeginTx(context.Background(), &sql.TxOptions{Isolation: sql.IsolationLevel(42)}); err == nil {
+		t.Fatal("unknown isolation level accepted")
+	}
+}
+
+func TestTxOpenWhileOtherNodeCommits(t *testing.T) {
+	c := clustertest.New(t, 3)
+	dbs := c.OpenAll("app.db")
+	mustExec(t, dbs[0], "CREATE TABLE t(v)")
+	tx, _ := dbs[0].Begin()
+	if _, err := tx.Exec("INSERT INTO t VALUES ('tx')"); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, dbs[1], "INSERT INTO t VALUES ('other')")
+	// The entry was applied on node 0 too (a linearizable read there waits for it).
+	if n := count(t, dbs[0], "SELECT count(*) FROM t"); n != 1 {
+		t.Fatalf("node 0 sees %d rows", n)
+	}
+	_, err := tx.Exec("INSERT INTO t VALUES ('more')")
+	if err == nil {
+		err = tx.Commit()
+	} else {
+		tx.Rollback()
+	}
+	if !rsqlite.IsRetryable(err) {
+		t.Fatalf("stale transaction: %v", err)
+	}
+	for i, db := range dbs {
+		if n := count(t, db, "SELECT count(*) FROM t"); n != 1 {
+			t.Fatalf("node %d: %d rows, want 1", i, n)
+		}
+	}
+}
+
+func TestTxCancelLeaksNothing(t *testing.T) {
+	c := clustertest.New(t, 3)
+	db := c.OpenAll("app.db")[0]
+	mustExec(t, db, "CREATE TABLE t(v)")
+	runtime.GC()
+	before := runtime.NumGoroutine()
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx.Exec("INSERT INTO t VALUES (?)", i)
+		if i%2 == 0 {
+			cancel() // database/sql rolls back
+		} else {
+			tx.Rollback()
+			cancel()
+		}
+	}
+	// The slot was released every time: a new transaction starts at once.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Exec("INSERT INTO t VALUES ('ok')")
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, "SELECT count(*) FROM t"); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+5 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > before+5 {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("goroutines: %d before, %d after\n%s", before, g, buf[:runtime.Stack(buf, true)])
+	}
+}
