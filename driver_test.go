@@ -187,9 +187,6 @@ func TestRefusedBeforeProposing(t *testing.T) {
 	if after := local.Applied(); after != before {
 		t.Fatalf("refused statements were proposed: applied %d -> %d", before, after)
 	}
-	if _, err := db.Begin(); err == nil || !strings.Contains(err.Error(), "not supported yet") {
-		t.Fatalf("Begin: %v", err)
-	}
 }
 
 func TestDeterministicOnEveryNode(t *testing.T) {
@@ -309,6 +306,8 @@ func TestCatchUpFromSnapshot(t *testing.T) {
 
 func TestManyDatabases(t *testing.T) {
 	c := clustertest.New(t, 3)
+	// 150 raft replicas in one process: generous deadlines for slow (race) runs.
+	c.Params = "timeout=60s"
 	c.OpenAll("tenant00.db")
 	const n = 50
 	for i := 0; i < n; i++ {
