@@ -57,6 +57,10 @@ func (db *DB) Path() string { return db.sm.Path() }
 // Applied is the raft index of the last entry applied to the local file.
 func (db *DB) Applied() uint64 { return db.sm.Applied() }
 
+// SnapshotsReceived is how many times the local replica was restored from
+// a snapshot streamed by another node since the node started.
+func (db *DB) SnapshotsReceived() uint64 { return db.sm.SnapshotsReceived() }
+
 // LastWrite is the raft index of the last entry that changed the database.
 func (db *DB) LastWrite() uint64 { return db.sm.LastWrite() }
 

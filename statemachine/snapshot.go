@@ -3,7 +3,6 @@ package statemachine
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -93,7 +92,11 @@ func (s *SM) RecoverFromSnapshot(r io.Reader, stopc <-chan struct{}) error {
 	if err := s.setSettings(0); err != nil {
 		return err
 	}
-	return s.loadMeta()
+	if err := s.loadMeta(); err != nil {
+		return err
+	}
+	s.snapshotsReceived.Add(1)
+	return nil
 }
 
 func backup(destPath string, src *sqlite3.SQLiteConn, stopc <-chan struct{}, open func(string, url.Values) (*sqlite3.SQLiteConn, error)) error {
@@ -135,10 +138,10 @@ func tempPath(path, what string) string {
 	return fmt.Sprintf("%s-%s-%s.tmp", path, what, hex.EncodeToString(b[:]))
 }
 
+// removeDB deletes a temporary database and its side files; a file that
+// is already gone is fine.
 func removeDB(path string) {
 	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			continue
-		}
+		os.Remove(p)
 	}
 }

@@ -57,8 +57,10 @@ type SM struct {
 	txnLastWrite uint64
 	closed       atomic.Bool
 	locals       localTxs
-	ready        chan struct{}
-	readyOnce    sync.Once
+	// snapshotsReceived counts RecoverFromSnapshot calls that completed.
+	snapshotsReceived atomic.Uint64
+	ready             chan struct{}
+	readyOnce         sync.Once
 }
 
 var _ sm.IOnDiskStateMachine = (*SM)(nil)
@@ -93,6 +95,10 @@ func (s *SM) LastWrite() uint64 { return s.lastWrite.Load() }
 
 // Path is the SQLite file.
 func (s *SM) Path() string { return s.opts.Path }
+
+// SnapshotsReceived is how many times this replica was restored from a
+// snapshot streamed by another node since it opened.
+func (s *SM) SnapshotsReceived() uint64 { return s.snapshotsReceived.Load() }
 
 const schema = `
 CREATE TABLE IF NOT EXISTS _rsqlite_meta(
