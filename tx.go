@@ -342,6 +342,9 @@ func (c *conn) scratchConn() (*scratch, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Statements prepared with the guard off (to classify them) are closed
+	// at once; every statement that runs is prepared with the guard on.
+	vfs.TrustPrepared()
 	params := url.Values{
 		"vfs":           {vfs.Name()},
 		"_busy_timeout": {strconv.FormatInt(c.cfg.BusyTimeout.Milliseconds(), 10)},

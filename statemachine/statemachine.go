@@ -135,6 +135,9 @@ func (s *SM) Open(stopc <-chan struct{}) (uint64, error) {
 		return 0, err
 	}
 	s.vfs = vfs
+	// User statements are always prepared afresh with the guard on, and the
+	// bookkeeping statements only ever run with it off.
+	vfs.TrustPrepared()
 	params := url.Values{
 		"vfs":            {vfs.Name()},
 		"_journal_mode":  {"WAL"},

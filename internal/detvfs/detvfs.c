@@ -31,6 +31,7 @@ struct detvfs {
   int seeded;          /* 0: fall back to sqlite3_randomness */
   int guard;           /* authorizer denies when nonzero */
   int dirty;           /* guard off allowed something it would deny */
+  int trusted;         /* owner never runs guard-off statements with the guard on */
   int nConn;           /* open connections using this shim */
   sqlite3 *db;         /* most recently opened connection, NULL once closed */
   char zDenied[128];   /* reason for the last denial */
@@ -416,7 +417,8 @@ static int detvfs_auth(void *pArg, int op, const char *a1, const char *a2,
   /* Guard off: allow, but remember that a statement the guard would deny may
   ** now sit prepared (e.g. in go-sqlite3's statement cache), so the next
   ** SetGuard(true) must expire prepared statements. */
-  if (!__atomic_load_n(&d->dirty, __ATOMIC_RELAXED) && judge(d, op, a1, a2, a3, 0, 0)) {
+  if (!__atomic_load_n(&d->trusted, __ATOMIC_RELAXED) &&
+      !__atomic_load_n(&d->dirty, __ATOMIC_RELAXED) && judge(d, op, a1, a2, a3, 0, 0)) {
     __atomic_store_n(&d->dirty, 1, __ATOMIC_RELAXED);
   }
   return SQLITE_OK;
@@ -441,6 +443,8 @@ void detvfs_set_guard(detvfs *d, int on) {
 }
 
 const char *detvfs_last_denied(detvfs *d) { return d->zDenied; }
+
+void detvfs_set_trusted(detvfs *d, int on) { STORE(&d->trusted, on); }
 
 int detvfs_reset_conn(detvfs *d) {
   sqlite3 *db = LOAD(&d->db);

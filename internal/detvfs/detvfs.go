@@ -117,6 +117,18 @@ func (v *VFS) SetGuard(on bool) {
 	C.detvfs_set_guard(v.p, c)
 }
 
+// TrustPrepared tells the guard that the connection's owner never runs a
+// statement prepared with the guard off while the guard is on (it prepares
+// every user statement afresh, with no statement cache). SetGuard(true) then
+// skips expiring the connection's prepared statements, which would otherwise
+// make the owner's own bookkeeping statements re-prepare on every use.
+func (v *VFS) TrustPrepared() {
+	if v.p == nil {
+		return
+	}
+	C.detvfs_set_trusted(v.p, 1)
+}
+
 // LastDenied names the last action the guard denied, e.g. "ATTACH",
 // "PRAGMA foreign_keys" or "write to _rsqlite_meta"; "" if none since the
 // last SetGuard(true).

@@ -31,4 +31,6 @@ void detvfs_set_guard(detvfs *d, int on);
 const char *detvfs_last_denied(detvfs *d);
 int detvfs_nconn(detvfs *d);
 
+void detvfs_set_trusted(detvfs *d, int on);
+
 #endif /* RSQLITE_DETVFS_H */

@@ -258,3 +258,29 @@ func TestGuardExpiresPrepared(t *testing.T) {
 		t.Fatalf("guarded write leaked")
 	}
 }
+
+// With TrustPrepared, statements prepared with the guard off keep running
+// (the owner promises not to mix them with guarded work), and statements
+// prepared with the guard on are still refused.
+func TestGuardTrustPrepared(t *testing.T) {
+	v, db := guardSetup(t, "")
+	v.TrustPrepared()
+	stmt, err := db.Prepare(`UPDATE _rsqlite_meta SET v = v + 1 WHERE k = 'applied'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stmt.Close()
+	for i := 0; i < 3; i++ {
+		v.SetGuard(true)
+		if _, err := db.Exec(`DELETE FROM _rsqlite_meta`); !isAuth(err) {
+			t.Fatalf("fresh statement with guard on: %v", err)
+		}
+		v.SetGuard(false)
+		if _, err := stmt.Exec(); err != nil {
+			t.Fatalf("bookkeeping statement after a guarded one: %v", err)
+		}
+	}
+	if n := queryInt(t, db, `SELECT v FROM _rsqlite_meta WHERE k = 'applied'`); n != 3 {
+		t.Fatalf("applied = %d, want 3", n)
+	}
+}
