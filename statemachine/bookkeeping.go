@@ -16,6 +16,7 @@ type bookkeeping struct {
 	readMetaStmt, writeMetaStmt  *sqlite3.SQLiteStmt
 	lookupStmt, recordStmt       *sqlite3.SQLiteStmt
 	expireStmt, resetChangesStmt *sqlite3.SQLiteStmt
+	savepointStmt, releaseStmt   *sqlite3.SQLiteStmt
 }
 
 func (b *bookkeeping) prepare(c *sqlite3.SQLiteConn) error {
@@ -32,6 +33,10 @@ func (b *bookkeeping) prepare(c *sqlite3.SQLiteConn) error {
 		// A DML statement that changes nothing: running it sets changes() to
 		// 0, so the user's first statement of an entry sees a fresh value.
 		{&b.resetChangesStmt, `UPDATE _rsqlite_meta SET id = id WHERE 0`},
+		// Each entry runs in a savepoint, so a failing entry rolls back
+		// alone; prepared once, as they run for every entry.
+		{&b.savepointStmt, `SAVEPOINT rsqlite_entry`},
+		{&b.releaseStmt, `RELEASE rsqlite_entry`},
 	} {
 		st, err := c.Prepare(p.sql)
 		if err != nil {
@@ -43,7 +48,8 @@ func (b *bookkeeping) prepare(c *sqlite3.SQLiteConn) error {
 }
 
 func (b *bookkeeping) close() {
-	for _, st := range []*sqlite3.SQLiteStmt{b.readMetaStmt, b.writeMetaStmt, b.lookupStmt, b.recordStmt, b.expireStmt, b.resetChangesStmt} {
+	for _, st := range []*sqlite3.SQLiteStmt{b.readMetaStmt, b.writeMetaStmt, b.lookupStmt, b.recordStmt,
+		b.expireStmt, b.resetChangesStmt, b.savepointStmt, b.releaseStmt} {
 		if st != nil {
 			st.Close()
 		}
@@ -102,3 +108,5 @@ func (b *bookkeeping) expireRequests(before int64) error {
 }
 
 func (b *bookkeeping) resetChanges() error { return b.exec(b.resetChangesStmt) }
+func (b *bookkeeping) savepoint() error    { return b.exec(b.savepointStmt) }
+func (b *bookkeeping) release() error      { return b.exec(b.releaseStmt) }

@@ -399,7 +399,7 @@ func (s *SM) applyCommand(index uint64, cmd *command.Command, lostErr *command.E
 	if err := s.stmts.resetChanges(); err != nil {
 		return nil, nil, failed, err
 	}
-	if _, err := s.conn.Exec("SAVEPOINT rsqlite_entry", nil); err != nil {
+	if err := s.stmts.savepoint(); err != nil {
 		return nil, nil, failed, err
 	}
 	s.vfs.SetGuard(true)
@@ -407,7 +407,7 @@ func (s *SM) applyCommand(index uint64, cmd *command.Command, lostErr *command.E
 	s.vfs.SetGuard(false)
 	s.vfs.Clear()
 	if runErr == nil {
-		if _, err := s.conn.Exec("RELEASE rsqlite_entry", nil); err != nil {
+		if err := s.stmts.release(); err != nil {
 			return nil, nil, failed, err
 		}
 		return res, nil, ranOK, nil
