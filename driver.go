@@ -111,7 +111,10 @@ func (c *Connector) database(ctx context.Context) (*cluster.DB, error) {
 		return c.db, nil
 	}
 	if c.node == nil {
-		n, err := cluster.Acquire(cluster.Config{Dir: c.cfg.Dir, RaftAddress: c.cfg.RaftAddress, Peers: c.cfg.Peers})
+		n, err := cluster.Acquire(cluster.Config{
+			Dir: c.cfg.Dir, RaftAddress: c.cfg.RaftAddress, Peers: c.cfg.Peers,
+			AdminAddress: c.cfg.Admin, JoinAddress: c.cfg.Join, NonVoting: c.cfg.NonVoting,
+		})
 		if err != nil {
 			return nil, err
 		}

@@ -36,6 +36,9 @@ type Config struct {
 	Peers       []string // initial members, sorted and de-duplicated; empty = single-node cluster
 	Consistency Consistency
 	Timeout     time.Duration // default deadline for calls whose context has none (default 10s)
+	Admin       string        // host:port for the node's admin HTTP API; "" = none
+	Join        string        // admin address of a member to join through (first start only)
+	NonVoting   bool          // join as a non-voting member
 
 	// go-sqlite3 compatible settings
 	ForeignKeys, RecursiveTriggers, CaseSensitiveLike, IgnoreCheckConstraints, DeferForeignKeys bool
@@ -142,6 +145,12 @@ func ParseDSN(dsn string) (*Config, error) {
 			return nil, fmt.Errorf("rsqlite: DSN parameter peers=%q: %v", peers, err)
 		}
 	}
+	switch {
+	case c.Join != "" && c.RaftAddress == "":
+		return nil, fmt.Errorf("rsqlite: DSN parameter join needs raft (this node's address, which the cluster will dial)")
+	case c.NonVoting && c.Join == "":
+		return nil, fmt.Errorf("rsqlite: DSN parameter nonvoting applies only to a node that joins (join=<member admin address>)")
+	}
 	return c, nil
 }
 
@@ -197,6 +206,7 @@ func (c *Config) parsePath(path string) error {
 // dsnKnown lists the accepted parameters by their canonical spelling.
 var dsnKnown = map[string]bool{
 	"raft": true, "peers": true, "consistency": true, "timeout": true,
+	"admin": true, "join": true, "nonvoting": true,
 	"_fk": true, "_recursive_triggers": true, "_case_sensitive_like": true,
 	"_ignore_check_constraints": true, "_defer_foreign_keys": true, "_busy_timeout": true,
 	"_txlock": true, "_loc": true, "mode": true, "_query_only": true, "_cache_size": true,
@@ -220,6 +230,20 @@ func (c *Config) parseParam(key, val string) (err error) {
 		}
 	case "timeout":
 		c.Timeout, err = dsnTimeout(val)
+	case "admin":
+		c.Admin, err = normalizeRaftAddr(val)
+	case "join":
+		// An admin address (host:port) or an http(s) URL.
+		if strings.Contains(val, "://") {
+			if !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") {
+				err = errors.New("want host:port or an http(s) URL of a member's admin API")
+			}
+			c.Join = val
+		} else {
+			c.Join, err = normalizeRaftAddr(val)
+		}
+	case "nonvoting":
+		c.NonVoting, err = dsnBool(lower)
 	case "_fk":
 		c.ForeignKeys, err = dsnBool(lower)
 	case "_recursive_triggers":
@@ -394,6 +418,13 @@ func (c *Config) String() string {
 	if c.Timeout > 0 && c.Timeout != dsnDefaultTimeout {
 		add("timeout", c.Timeout.String())
 	}
+	if c.Admin != "" {
+		add("admin", c.Admin)
+	}
+	if c.Join != "" {
+		add("join", c.Join)
+	}
+	flag("nonvoting", c.NonVoting)
 	flag("_fk", c.ForeignKeys)
 	flag("_recursive_triggers", c.RecursiveTriggers)
 	flag("_case_sensitive_like", c.CaseSensitiveLike)

@@ -91,22 +91,46 @@ func (db *DB) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 	if len(cmd) > maxCommandSize {
 		return nil, fmt.Errorf("rsqlite: command of %d bytes is larger than the %d byte limit", len(cmd), maxCommandSize)
 	}
+	m := db.node.metrics
+	m.proposals.WithLabelValues(db.name).Inc()
+	start := time.Now()
 	var data []byte
+	attempts := 0
 	err := db.node.retry(ctx, db.shardID, "write to "+db.name, func(actx context.Context) error {
+		attempts++
 		r, err := db.node.nh.SyncPropose(actx, db.node.nh.GetNoOPSession(db.shardID), cmd)
 		data = r.Data
 		return err
 	})
-	return data, err
+	if attempts > 1 {
+		m.proposalRetries.WithLabelValues(db.name).Add(float64(attempts - 1))
+	}
+	if err != nil {
+		m.proposalErrors.WithLabelValues(db.name).Inc()
+		return nil, err
+	}
+	m.proposeSeconds.WithLabelValues(db.name).Observe(time.Since(start).Seconds())
+	return data, nil
 }
 
 // Barrier returns once the local replica has applied every entry committed
 // before the call (a raft ReadIndex): a local read after it is linearizable.
 func (db *DB) Barrier(ctx context.Context) error {
-	return db.node.retry(ctx, db.shardID, "read barrier on "+db.name, func(actx context.Context) error {
+	start := time.Now()
+	attempts := 0
+	err := db.node.retry(ctx, db.shardID, "read barrier on "+db.name, func(actx context.Context) error {
+		attempts++
 		_, err := db.node.nh.SyncRead(actx, db.shardID, nil)
 		return err
 	})
+	m := db.node.metrics
+	if attempts > 1 {
+		m.proposalRetries.WithLabelValues(db.name).Add(float64(attempts - 1))
+	}
+	if err == nil {
+		m.barrierSeconds.WithLabelValues(db.name).Observe(time.Since(start).Seconds())
+	}
+	return err
 }
 
 // Errors returned when an operation cannot complete. Both wrap

@@ -46,6 +46,18 @@ type Config struct {
 	// CompactionOverhead is how many entries stay after compaction
 	// (default 5,000).
 	CompactionOverhead uint64
+	// AdminAddress, if set, is where the node serves its admin HTTP API
+	// (AdminHandler).
+	AdminAddress string
+	// JoinAddress is the admin HTTP address (host:port or URL) of a running
+	// member. A node with no identity yet asks it to add this node to the
+	// cluster (catalog and every database) instead of bootstrapping from
+	// Peers. Ignored once the node has joined.
+	JoinAddress string
+	// NonVoting makes a joining node a non-voting member: it receives every
+	// write and serves reads, but does not count towards quorum.
+	NonVoting bool
+
 	// ProposeAttempt bounds the first attempt of a proposal or read barrier
 	// before it is retried (default 300ms, doubling on each timeout up to
 	// 5s). A proposal forwarded to a leader that just died is lost silently,
@@ -85,18 +97,23 @@ func (c *Config) setDefaults() {
 type Node struct {
 	cfg       Config
 	nh        *dragonboat.NodeHost
+	id        identity
 	replicaID uint64
 	catalog   *catalogSM
+	metrics   *metrics
+	joinMu    sync.Mutex // one membership change at a time through this node
 	log       *slog.Logger
 
-	mu     sync.Mutex
-	refs   int
-	dbs    map[string]*DB
-	queue  []dbInfo // databases learnt from the catalog, waiting to start
-	wake   chan struct{}
-	closed bool
-	done   chan struct{}
-	wg     sync.WaitGroup
+	mu    sync.Mutex
+	refs  int
+	dbs   map[string]*DB
+	queue []dbInfo // databases learnt from the catalog, waiting to start
+	wake  chan struct{}
+	// reconcileNow asks the reconciler to run before its next tick.
+	reconcileNow chan struct{}
+	closed       bool
+	done         chan struct{}
+	wg           sync.WaitGroup
 }
 
 var registry = struct {
@@ -154,6 +171,10 @@ func (n *Node) Release() error {
 type identity struct {
 	ReplicaID   uint64 `json:"replica_id"`
 	RaftAddress string `json:"raft_address"`
+	// Joined: the node was added to a running cluster (rsqlite join), so
+	// it starts its replicas by joining instead of bootstrapping them.
+	Joined    bool `json:"joined,omitempty"`
+	NonVoting bool `json:"non_voting,omitempty"`
 }
 
 func (c *Config) metaDir() string { return filepath.Join(c.Dir, ".rsqlite") }
@@ -177,7 +198,18 @@ func loadIdentity(cfg *Config) (identity, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return id, err
 	}
-	if len(cfg.Peers) == 0 {
+	if cfg.JoinAddress != "" {
+		if cfg.RaftAddress == "" {
+			return id, fmt.Errorf("rsqlite: joining a cluster needs this node's raft address")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		rid, err := requestJoin(ctx, cfg.JoinAddress, cfg.RaftAddress, cfg.NonVoting)
+		if err != nil {
+			return id, err
+		}
+		id = identity{ReplicaID: rid, RaftAddress: cfg.RaftAddress, Joined: true, NonVoting: cfg.NonVoting}
+	} else if len(cfg.Peers) == 0 {
 		id = identity{ReplicaID: 1, RaftAddress: cfg.RaftAddress}
 		if id.RaftAddress == "" {
 			var b [8]byte
@@ -249,29 +281,41 @@ func start(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:       cfg,
 		nh:        nh,
+		id:        id,
 		replicaID: id.ReplicaID,
+		metrics:   newMetrics(),
 		log:       currentLogger(),
 		refs:      1,
 		dbs:       map[string]*DB{},
 		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
+
+		reconcileNow: make(chan struct{}, 1),
 	}
 	n.catalog = newCatalogSM(n.enqueue)
 	members := n.initialMembers(catalogShardID, id)
-	err = nh.StartReplica(members, false, func(uint64, uint64) sm.IStateMachine { return n.catalog }, n.shardConfig(catalogShardID))
+	join := members == nil && id.Joined && !nh.HasNodeInfo(catalogShardID, id.ReplicaID)
+	err = nh.StartReplica(members, join, func(uint64, uint64) sm.IStateMachine { return n.catalog }, n.shardConfig(catalogShardID))
 	if err != nil {
 		nh.Close()
 		return nil, fmt.Errorf("rsqlite: start catalog in %s: %w", cfg.Dir, err)
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.starter()
+	go n.reconciler()
+	if cfg.AdminAddress != "" {
+		if _, err := n.ServeAdmin(cfg.AdminAddress); err != nil {
+			n.stop()
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
 // initialMembers is nil on a restart: the raft log has the membership, and
 // passing a list (perhaps changed since) would be refused.
 func (n *Node) initialMembers(shardID uint64, id identity) map[uint64]dragonboat.Target {
-	if n.nh.HasNodeInfo(shardID, n.replicaID) {
+	if n.nh.HasNodeInfo(shardID, n.replicaID) || id.Joined {
 		return nil
 	}
 	if len(n.cfg.Peers) == 0 {
@@ -288,6 +332,7 @@ func (n *Node) shardConfig(shardID uint64) config.Config {
 	c := config.Config{
 		ShardID:            shardID,
 		ReplicaID:          n.replicaID,
+		IsNonVoting:        n.id.NonVoting,
 		ElectionRTT:        10,
 		HeartbeatRTT:       1,
 		CheckQuorum:        true,
@@ -355,17 +400,30 @@ func (n *Node) startDB(d dbInfo) {
 		return
 	}
 	db.shardID = d.ShardID
-	db.sm = statemachine.New(statemachine.Options{Path: filepath.Join(n.cfg.Dir, d.Name), Logger: n.log})
+	db.sm = statemachine.New(statemachine.Options{
+		Path:     filepath.Join(n.cfg.Dir, d.Name),
+		Logger:   n.log,
+		Observer: smObserver{m: n.metrics, db: d.Name},
+	})
 	n.mu.Unlock()
 
+	// A restart takes the membership from the raft log; a database created
+	// while this node was a member lists it among its initial members; one
+	// created before this node joined is joined (the member that added this
+	// node added it to that group too).
 	var members map[uint64]dragonboat.Target
+	join := false
 	if !n.nh.HasNodeInfo(d.ShardID, n.replicaID) {
-		members = make(map[uint64]dragonboat.Target, len(d.Members))
-		for id, addr := range d.Members {
-			members[id] = addr
+		if _, ok := d.Members[n.replicaID]; ok {
+			members = make(map[uint64]dragonboat.Target, len(d.Members))
+			for id, addr := range d.Members {
+				members[id] = addr
+			}
+		} else {
+			join = true
 		}
 	}
-	err := n.nh.StartOnDiskReplica(members, false,
+	err := n.nh.StartOnDiskReplica(members, join,
 		func(uint64, uint64) sm.IOnDiskStateMachine { return db.sm }, n.shardConfig(d.ShardID))
 	if err != nil {
 		err = fmt.Errorf("rsqlite: start replica of %s (shard %d): %w", d.Name, d.ShardID, err)
@@ -449,7 +507,13 @@ func (n *Node) lookup(ctx context.Context, name string) (dbInfo, bool, error) {
 }
 
 func (n *Node) create(ctx context.Context, name string) error {
-	members := n.catalogMembers()
+	// The new group is bootstrapped by the catalog's voters; non-voting
+	// members are added by the reconciler once it exists.
+	m, err := n.catalogMembership(ctx)
+	if err != nil {
+		return err
+	}
+	members := m.Nodes
 	cmd, _ := json.Marshal(catalogCommand{Op: "create", Name: name, Members: members})
 	return n.retry(ctx, catalogShardID, "create database "+name, func(actx context.Context) error {
 		r, err := n.nh.SyncPropose(actx, n.nh.GetNoOPSession(catalogShardID), cmd)
@@ -458,27 +522,6 @@ func (n *Node) create(ctx context.Context, name string) error {
 		}
 		return err
 	})
-}
-
-// catalogMembers is the catalog's current membership: a new database gets
-// the same members.
-func (n *Node) catalogMembers() map[uint64]string {
-	info := n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true})
-	if info != nil {
-		for _, s := range info.ShardInfoList {
-			if s.ShardID == catalogShardID && len(s.Replicas) > 0 {
-				return s.Replicas
-			}
-		}
-	}
-	m := map[uint64]string{}
-	for i, p := range n.cfg.Peers {
-		m[uint64(i+1)] = p
-	}
-	if len(m) == 0 {
-		m[n.replicaID] = n.nh.RaftAddress()
-	}
-	return m
 }
 
 // Databases lists the databases the local catalog knows, sorted by name.

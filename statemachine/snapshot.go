@@ -3,6 +3,7 @@ package statemachine
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -57,9 +58,11 @@ func (s *SM) SaveSnapshot(ctx any, w io.Writer, stopc <-chan struct{}) error {
 		return err
 	}
 	defer f.Close()
-	if _, err := io.Copy(w, f); err != nil {
+	n, err := io.Copy(w, f)
+	if err != nil {
 		return sm.ErrSnapshotStreaming
 	}
+	s.opts.Observer.SnapshotSent(n)
 	return nil
 }
 
@@ -73,7 +76,7 @@ func (s *SM) RecoverFromSnapshot(r io.Reader, stopc <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(f, r)
+	size, err := io.Copy(f, r)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -96,6 +99,7 @@ func (s *SM) RecoverFromSnapshot(r io.Reader, stopc <-chan struct{}) error {
 		return err
 	}
 	s.snapshotsReceived.Add(1)
+	s.opts.Observer.SnapshotReceived(size)
 	return nil
 }
 
@@ -144,4 +148,43 @@ func removeDB(path string) {
 	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
 		os.Remove(p)
 	}
+}
+
+// Backup writes a consistent copy of the database to w as a plain SQLite
+// file (rollback journal mode, without rsqlite's bookkeeping tables), as of
+// some applied index. It may run concurrently with Update.
+func (s *SM) Backup(w io.Writer) error {
+	if s.closed.Load() {
+		return errors.New("rsqlite: state machine closed")
+	}
+	point, err := s.PrepareSnapshot()
+	if err != nil {
+		return err
+	}
+	p := point.(*snapshotPoint)
+	defer p.conn.Close()
+	tmp := tempPath(s.opts.Path, "backup")
+	defer removeDB(tmp)
+	if err := backup(tmp, p.conn, nil, s.openPlain); err != nil {
+		return fmt.Errorf("rsqlite: back up %s: %w", s.opts.Path, err)
+	}
+	c, err := s.openPlain(tmp, nil)
+	if err != nil {
+		return err
+	}
+	_, err = c.Exec(`DROP TABLE IF EXISTS _rsqlite_meta; DROP TABLE IF EXISTS _rsqlite_requests;
+		PRAGMA journal_mode=DELETE; VACUUM;`, nil)
+	if cerr := c.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("rsqlite: back up %s: %w", s.opts.Path, err)
+	}
+	f, err := os.Open(tmp)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
 }

@@ -30,7 +30,29 @@ type Options struct {
 	// RequestTTL is how long exactly-once records of idle clients are kept.
 	// Zero means 24 hours. Every node must use the same value.
 	RequestTTL time.Duration
+	// Observer, if set, is told what the SM does (for metrics).
+	Observer Observer
 }
+
+// Observer receives the SM's events. Its methods must be cheap and must not
+// call back into the SM.
+type Observer interface {
+	// Applied: a batch of entries was applied in d.
+	Applied(entries int, d time.Duration)
+	// Conflict: a transaction's commit was refused (stale base).
+	Conflict()
+	// SnapshotSent: a snapshot of bytes was streamed to another node.
+	SnapshotSent(bytes int64)
+	// SnapshotReceived: the replica was restored from a snapshot of bytes.
+	SnapshotReceived(bytes int64)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Applied(int, time.Duration) {}
+func (nopObserver) Conflict()                  {}
+func (nopObserver) SnapshotSent(int64)         {}
+func (nopObserver) SnapshotReceived(int64)     {}
 
 // SM is the on-disk state machine of one database. It implements
 // dragonboat's statemachine.IOnDiskStateMachine.
@@ -77,6 +99,9 @@ func New(opts Options) *SM {
 	}
 	if opts.RequestTTL == 0 {
 		opts.RequestTTL = 24 * time.Hour
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
 	}
 	return &SM{opts: opts, log: opts.Logger, ready: make(chan struct{})}
 }
@@ -204,9 +229,11 @@ func (s *SM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 	// without running them again.
 	var lost map[uint64]*command.Error
 	backoff := 50 * time.Millisecond
+	start := time.Now()
 	for {
 		err := s.applyBatch(ents, lost)
 		if err == nil {
+			s.opts.Observer.Applied(len(ents), time.Since(start))
 			return ents, nil
 		}
 		s.rollback()
@@ -392,6 +419,7 @@ func (s *SM) applyCommand(index uint64, cmd *command.Command, lostErr *command.E
 		return &command.Result{Err: lostErr}, nil, failed, nil
 	}
 	if cmd.BaseIndex != 0 && s.txnLastWrite > cmd.BaseIndex {
+		s.opts.Observer.Conflict()
 		return &command.Result{Err: conflictError(cmd.BaseIndex)}, nil, failed, nil
 	}
 	s.vfs.Set(cmd.Time, cmd.Seed)

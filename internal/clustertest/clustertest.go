@@ -32,9 +32,11 @@ type Cluster struct {
 
 // Node is one member: a data directory and a raft address.
 type Node struct {
-	Index   int
-	Dir     string
-	Raft    string
+	Index int
+	Dir   string
+	Raft  string
+	// Params are added to this node's DSNs (e.g. "admin=127.0.0.1:9001").
+	Params  string
 	cluster *Cluster
 	dbs     map[string]*sql.DB
 	running bool
@@ -77,8 +79,10 @@ func FreeAddr(t testing.TB) string {
 func (c *Cluster) DSN(i int, name string) string {
 	n := c.Nodes[i]
 	dsn := fmt.Sprintf("file:%s?raft=%s&peers=%s", filepath.Join(n.Dir, name), n.Raft, c.peers)
-	if c.Params != "" {
-		dsn += "&" + c.Params
+	for _, p := range []string{c.Params, n.Params} {
+		if p != "" {
+			dsn += "&" + p
+		}
 	}
 	return dsn
 }

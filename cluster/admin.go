@@ -1,0 +1,218 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Status is a node's view of itself and its databases, as served on
+// /status. Leaders and terms are this node's knowledge, without a raft
+// round trip.
+type Status struct {
+	ReplicaID   uint64     `json:"replica_id"`
+	RaftAddress string     `json:"raft_address"`
+	Dir         string     `json:"dir"`
+	NonVoting   bool       `json:"non_voting"`
+	Catalog     ShardState `json:"catalog"`
+	// NonVoters are the cluster's non-voting members (read through the
+	// catalog; empty when it could not be read in time).
+	NonVoters map[uint64]string `json:"non_voters,omitempty"`
+	Databases []DBStatus        `json:"databases"`
+}
+
+// ShardState is one raft group as the node sees it.
+type ShardState struct {
+	ShardID  uint64            `json:"shard_id"`
+	Leader   string            `json:"leader"` // raft address, "" if unknown
+	LeaderID uint64            `json:"leader_id"`
+	IsLeader bool              `json:"is_leader"`
+	Term     uint64            `json:"term"`
+	Voters   map[uint64]string `json:"voters"`
+}
+
+// DBStatus is one database on this node.
+type DBStatus struct {
+	Name string `json:"name"`
+	ShardState
+	Applied   uint64 `json:"applied_index"`
+	SizeBytes int64  `json:"size_bytes"` // the SQLite file and its WAL
+	Ready     bool   `json:"ready"`
+}
+
+// Status reports the node's state.
+func (n *Node) Status() Status {
+	st := Status{ReplicaID: n.replicaID, RaftAddress: n.nh.RaftAddress(), Dir: n.cfg.Dir, NonVoting: n.id.NonVoting}
+	shards := map[uint64]ShardState{}
+	if info := n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}); info != nil {
+		for _, s := range info.ShardInfoList {
+			ss := ShardState{ShardID: s.ShardID, LeaderID: s.LeaderID, IsLeader: s.IsLeader, Term: s.Term, Voters: s.Replicas}
+			if s.LeaderID != 0 {
+				ss.Leader = s.Replicas[s.LeaderID]
+			}
+			shards[s.ShardID] = ss
+		}
+	}
+	st.Catalog = shards[catalogShardID]
+	n.mu.Lock()
+	dbs := make([]*DB, 0, len(n.dbs))
+	for _, db := range n.dbs {
+		if db.shardID != 0 {
+			dbs = append(dbs, db)
+		}
+	}
+	n.mu.Unlock()
+	for _, db := range dbs {
+		ds := DBStatus{Name: db.name, ShardState: shards[db.shardID]}
+		ds.ShardID = db.shardID
+		select {
+		case <-db.sm.Ready():
+			ds.Ready = true
+			ds.Applied = db.sm.Applied()
+		default:
+		}
+		for _, p := range []string{db.Path(), db.Path() + "-wal"} {
+			if fi, err := os.Stat(p); err == nil {
+				ds.SizeBytes += fi.Size()
+			}
+		}
+		st.Databases = append(st.Databases, ds)
+	}
+	sort.Slice(st.Databases, func(i, j int) bool { return st.Databases[i].Name < st.Databases[j].Name })
+	return st
+}
+
+// Ready reports nil when the catalog and every database this node hosts
+// have a leader and their local replicas are open, else what is missing.
+func (n *Node) Ready() error {
+	st := n.Status()
+	if st.Catalog.LeaderID == 0 {
+		return errors.New("the catalog has no leader")
+	}
+	for _, d := range st.Databases {
+		if !d.Ready {
+			return fmt.Errorf("database %s is not open yet", d.Name)
+		}
+		if d.LeaderID == 0 {
+			return fmt.Errorf("database %s has no leader", d.Name)
+		}
+	}
+	return nil
+}
+
+// AdminHandler serves the node's admin API:
+//
+//	GET  /status              the node and its databases, as JSON (Status)
+//	GET  /readyz              200 when every group has a leader, else 503
+//	GET  /metrics             Prometheus metrics
+//	POST /join                {"raft_address": "...", "non_voting": false} -> {"replica_id": N}
+//	POST /remove              {"raft_address": "..."}
+//	GET  /backup?db=NAME      a consistent, plain SQLite copy of the database
+//
+// It has no authentication: bind it to a private address.
+func (n *Node) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		st := n.Status()
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if _, nonVoters, err := n.Members(ctx); err == nil {
+			st.NonVoters = nonVoters
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := n.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("POST /join", func(w http.ResponseWriter, r *http.Request) {
+		var req joinRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || req.RaftAddress == "" {
+			http.Error(w, "body must be {\"raft_address\": \"host:port\", \"non_voting\": bool}", http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		id, err := n.AddNode(ctx, req.RaftAddress, req.NonVoting)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		writeJSON(w, http.StatusOK, joinResponse{ReplicaID: id})
+	})
+	mux.HandleFunc("POST /remove", func(w http.ResponseWriter, r *http.Request) {
+		var req joinRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || req.RaftAddress == "" {
+			http.Error(w, "body must be {\"raft_address\": \"host:port\"}", http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		if err := n.RemoveNode(ctx, req.RaftAddress); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"removed": req.RaftAddress})
+	})
+	mux.HandleFunc("GET /backup", func(w http.ResponseWriter, r *http.Request) {
+		name := r.URL.Query().Get("db")
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		db := n.DB(name)
+		if db == nil {
+			http.Error(w, fmt.Sprintf("no database %q on this node", name), http.StatusNotFound)
+			return
+		}
+		if err := db.Barrier(ctx); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/vnd.sqlite3")
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
+		if err := db.sm.Backup(w); err != nil {
+			// Headers are gone; cut the body so the client sees a failure.
+			panic(http.ErrAbortHandler)
+		}
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// ServeAdmin serves AdminHandler on addr until the node stops, and returns
+// the address it listens on.
+func (n *Node) ServeAdmin(addr string) (net.Addr, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("rsqlite: admin address: %w", err)
+	}
+	srv := &http.Server{Handler: n.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		<-n.done
+		srv.Close()
+	}()
+	go srv.Serve(l)
+	return l.Addr(), nil
+}

@@ -1,0 +1,177 @@
+package rsqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rsqlite/rsqlite/cluster"
+	"github.com/rsqlite/rsqlite/internal/clustertest"
+)
+
+// openJoiner opens name on a node that joins the cluster through admin.
+func openJoiner(t *testing.T, dir, raft, admin, name string, extra string) *sql.DB {
+	t.Helper()
+	dsn := fmt.Sprintf("file:%s?raft=%s&join=%s&timeout=30s%s", filepath.Join(dir, name), raft, admin, extra)
+	db, err := sql.Open("rsqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		t.Fatalf("joining node: %v", err)
+	}
+	return db
+}
+
+// waitCount polls a read until it returns want (replication to a new member
+// is asynchronous until the reconciler has added it to the group).
+func waitCount(t *testing.T, db *sql.DB, q string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		err := db.QueryRow(q).Scan(&n)
+		if err == nil && n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: got %d (%v), want %d", q, n, err, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestJoinNonVoterAndRemove(t *testing.T) {
+	c := clustertest.New(t, 3)
+	admin := clustertest.FreeAddr(t)
+	c.Nodes[0].Params = "admin=" + admin
+	dbs := c.OpenAll("app.db")
+	db0 := dbs[0]
+	mustExec(t, db0, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+	mustExec(t, dbs[1], "INSERT INTO t(v) VALUES ('before join')")
+
+	// A fourth, voting node joins and receives the existing database.
+	dir4, raft4 := t.TempDir(), clustertest.FreeAddr(t)
+	db4 := openJoiner(t, dir4, raft4, admin, "app.db", "")
+	waitCount(t, db4, "SELECT count(*) FROM t", 1)
+	mustExec(t, db4, "INSERT INTO t(v) VALUES ('from the new node')")
+	if n := count(t, dbs[2], "SELECT count(*) FROM t"); n != 2 {
+		t.Fatalf("node 2 sees %d rows", n)
+	}
+	// A database created after the join exists on the new node too.
+	other := c.Open(1, "other.db")
+	mustExec(t, other, "CREATE TABLE o(x); INSERT INTO o VALUES (1)")
+	o4 := openJoiner(t, dir4, raft4, admin, "other.db", "")
+	waitCount(t, o4, "SELECT count(*) FROM o", 1)
+
+	// A non-voting node serves linearizable reads and forwards writes.
+	dir5, raft5 := t.TempDir(), clustertest.FreeAddr(t)
+	db5 := openJoiner(t, dir5, raft5, admin, "app.db", "&nonvoting=1")
+	waitCount(t, db5, "SELECT count(*) FROM t", 2)
+	mustExec(t, db5, "INSERT INTO t(v) VALUES ('from the non-voter')")
+	if n := count(t, db0, "SELECT count(*) FROM t"); n != 3 {
+		t.Fatalf("node 0 sees %d rows after the non-voter's write", n)
+	}
+
+	// /status shows five members; remove node 2 under write load.
+	resp, err := http.Get("http://" + admin + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st cluster.Status
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if len(st.Catalog.Voters) != 4 || len(st.NonVoters) != 1 {
+		t.Fatalf("catalog members: voters %v, non-voters %v", st.Catalog.Voters, st.NonVoters)
+	}
+	var acked atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := db0.Exec("INSERT INTO t(v) VALUES (?)", fmt.Sprint("load ", i)); err != nil {
+				t.Errorf("write during removal: %v", err)
+				return
+			}
+			acked.Add(1)
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	body := strings.NewReader(fmt.Sprintf(`{"raft_address": %q}`, c.Nodes[2].Raft))
+	resp, err = http.Post("http://"+admin+"/remove", "application/json", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("remove: %s %s", resp.Status, msg)
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	c.Stop(2)
+	want := 3 + int(acked.Load())
+	for _, db := range []*sql.DB{db0, dbs[1], db4, db5} {
+		waitCount(t, db, "SELECT count(*) FROM t", want)
+	}
+	mustExec(t, db4, "INSERT INTO t(v) VALUES ('after removal')")
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	c := clustertest.New(t, 3)
+	admin := clustertest.FreeAddr(t)
+	c.Nodes[0].Params = "admin=" + admin
+	db := c.OpenAll("app.db")[0]
+	mustExec(t, db, "CREATE TABLE t(v); INSERT INTO t VALUES (1), (2)")
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/readyz"); code != 200 {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+	code, body := get("/status")
+	var st cluster.Status
+	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil || len(st.Databases) != 1 || st.Databases[0].Name != "app.db" || st.Databases[0].Leader == "" {
+		t.Fatalf("/status: %d %v %s", code, err, body)
+	}
+	_, metrics := get("/metrics")
+	for _, m := range []string{"rsqlite_proposals_total{db=\"app.db\"}", "rsqlite_applied_entries_total", "rsqlite_read_barrier_seconds_bucket", "rsqlite_apply_batch_seconds"} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+	// A backup is a plain SQLite file with the data and without bookkeeping.
+	code, backup := get("/backup?db=app.db")
+	if code != 200 || !strings.HasPrefix(backup, "SQLite format 3\x00") {
+		t.Fatalf("/backup: %d (%d bytes)", code, len(backup))
+	}
+	if code, _ := get("/backup?db=nope.db"); code != http.StatusNotFound {
+		t.Fatalf("/backup of a missing database: %d", code)
+	}
+}
