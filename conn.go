@@ -37,6 +37,12 @@ type conn struct {
 	seq      uint64
 	settings command.Settings
 
+	// lastInsertID and lastChanges are this connection's SQLite
+	// last_insert_rowid() and changes(): what go-sqlite3 reports for
+	// statements that insert or change nothing, and what those functions
+	// return in this connection's reads.
+	lastInsertID, lastChanges int64
+
 	read    *sqlite3.SQLiteConn // opened on first read
 	scratch *scratch            // opened on first transaction
 	tx      *tx
@@ -99,10 +105,28 @@ func (c *conn) readConn() (*sqlite3.SQLiteConn, error) {
 	if c.cfg.CacheSize != 0 {
 		params.Set("_cache_size", strconv.Itoa(c.cfg.CacheSize))
 	}
-	if c.settings&command.CaseSensitiveLike != 0 {
-		params.Set("_cslike", "1")
+	for _, p := range []struct {
+		bit  command.Settings
+		name string
+	}{
+		{command.ForeignKeys, "_fk"},
+		{command.RecursiveTriggers, "_recursive_triggers"},
+		{command.CaseSensitiveLike, "_cslike"},
+		{command.IgnoreCheckConstraints, "_ignore_check_constraints"},
+	} {
+		if c.settings&p.bit != 0 {
+			params.Set(p.name, "1")
+		}
 	}
-	dc, err := (&sqlite3.SQLiteDriver{}).Open(statemachine.FileURI(c.db.Path(), params))
+	drv := &sqlite3.SQLiteDriver{ConnectHook: func(sc *sqlite3.SQLiteConn) error {
+		// This connection's writes ran elsewhere (on every node's applier);
+		// its reads see their outcome as SQLite would on one connection.
+		if err := sc.RegisterFunc("last_insert_rowid", func() int64 { return c.lastInsertID }, false); err != nil {
+			return err
+		}
+		return sc.RegisterFunc("changes", func() int64 { return c.lastChanges }, false)
+	}}
+	dc, err := drv.Open(statemachine.FileURI(c.db.Path(), params))
 	if err != nil {
 		return nil, fmt.Errorf("rsqlite: open local replica of %s: %w", c.cfg.Name, err)
 	}
@@ -181,7 +205,10 @@ func toArgs(args []driver.NamedValue) []command.Arg {
 // raft entry) and returns SQLite's RowsAffected and LastInsertId of the last.
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	if handled, err := c.connPragma(query); handled {
-		return driver.RowsAffected(0), err
+		if err != nil {
+			return nil, err
+		}
+		return execResult{c.lastInsertID, c.lastChanges}, nil
 	}
 	if c.tx != nil {
 		return c.tx.exec(ctx, query, args)
@@ -193,7 +220,29 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if err != nil {
 		return nil, err
 	}
-	return execResult{res.LastInsertID, res.RowsAffected}, nil
+	return c.noteWrite(query, res.LastInsertID, res.RowsAffected), nil
+}
+
+// noteWrite records a write's outcome in the connection's last_insert_rowid
+// and changes, and returns the result go-sqlite3 would report on one
+// connection: every entry starts with both at zero on the applier, so a
+// statement that inserts nothing reports the connection's previous rowid,
+// and one that is not INSERT, UPDATE or DELETE the previous change count.
+func (c *conn) noteWrite(query string, id, changes int64) execResult {
+	if id != 0 {
+		c.lastInsertID = id
+	}
+	stmts := sqlclass.Split(query)
+	if len(stmts) == 0 {
+		return execResult{} // go-sqlite3 reports zeros when nothing ran
+	}
+	last := sqlclass.Keyword(stmts[len(stmts)-1])
+	switch {
+	case last == "INSERT" || last == "UPDATE" || last == "DELETE" || last == "REPLACE",
+		last == "WITH" && changes != 0:
+		c.lastChanges = changes
+	}
+	return execResult{c.lastInsertID, c.lastChanges}
 }
 
 type execResult struct{ id, changes int64 }
@@ -219,23 +268,29 @@ func (c *conn) connPragma(query string) (bool, error) {
 		"ignore_check_constraints": command.IgnoreCheckConstraints,
 		"defer_foreign_keys":       command.DeferForeignKeys,
 	}
-	bit, known := bits[name]
+	flag, known := bits[name]
 	if !known {
 		return true, fmt.Errorf("rsqlite: unsupported connection pragma %s", name)
 	}
-	if c.tx != nil && name == "defer_foreign_keys" {
-		// The one that SQLite applies inside a transaction (and resets at
-		// its end): it belongs to the transaction, not the connection.
-		return true, c.tx.deferForeignKeys(on)
+	if c.tx != nil {
+		switch name {
+		case "defer_foreign_keys":
+			// SQLite applies it inside a transaction (and resets it at the
+			// end): it belongs to the transaction, not the connection.
+			return true, c.tx.deferForeignKeys(on)
+		case "foreign_keys":
+			return true, nil // a no-op inside a transaction, in SQLite too
+		}
 	}
 	if on {
-		c.settings |= bit
+		c.settings |= flag
 	} else {
-		c.settings &^= bit
+		c.settings &^= flag
 	}
-	if c.read != nil && name == "case_sensitive_like" {
-		// The only one of them that changes what a read returns.
-		if _, err := c.read.Exec(query, nil); err != nil {
+	if c.read != nil {
+		// Reads see the setting (PRAGMA foreign_keys) and, for
+		// case_sensitive_like, obey it.
+		if _, err := c.read.Exec(fmt.Sprintf("PRAGMA %s=%d", name, bit(c.settings, flag)), nil); err != nil {
 			return true, err
 		}
 	}
@@ -262,6 +317,10 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	if !ro.Readonly() {
 		ro.Close()
 		return c.proposeQuery(ctx, query, args)
+	}
+	if n := ro.NumInput(); len(args) < n {
+		ro.Close()
+		return nil, fmt.Errorf("not enough args to execute query: want %d got %d", n, len(args))
 	}
 	return queryLocal(ctx, ro, args)
 }

@@ -1,6 +1,7 @@
 package rsqlite
 
 import (
+	"errors"
 	"reflect"
 	"syscall"
 	"unsafe"
@@ -50,7 +51,8 @@ var layoutMatches = func() bool {
 // go-sqlite3 would have returned.
 func sqliteError(e *command.Error) error {
 	if e.Code == 0 {
-		return &applyError{msg: e.Message}
+		// go-sqlite3's own errors (argument checks) are plain errors.
+		return errors.New(e.Message)
 	}
 	se := sqlite3.Error{Code: sqlite3.ErrNo(e.Code), ExtendedCode: sqlite3.ErrNoExtended(e.ExtendedCode)}
 	if layoutMatches {
@@ -58,9 +60,3 @@ func sqliteError(e *command.Error) error {
 	}
 	return se
 }
-
-// applyError is a non-SQLite error the state machine reported for a
-// command (for example a missing argument), with go-sqlite3's text.
-type applyError struct{ msg string }
-
-func (e *applyError) Error() string { return e.msg }

@@ -180,15 +180,34 @@ func (t *tx) exec(ctx context.Context, query string, args []driver.NamedValue) (
 		return nil, err
 	}
 	var res driver.Result
-	err := t.sc.run(ctx, t.time, command.StatementSeed(t.seed, len(t.writes)), func(ctx context.Context) (err error) {
-		res, err = t.sc.conn.ExecContext(ctx, query, args)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	err := t.sc.run(sctx, cancel, t.time, command.StatementSeed(t.seed, len(t.writes)), func() (err error) {
+		res, err = t.sc.conn.ExecContext(sctx, query, args)
 		return err
 	})
-	if err := t.statementFailed(err); err != nil {
+	if err := t.record(query, args, err); err != nil {
 		return nil, err
 	}
+	id, _ := res.LastInsertId()
+	n, _ := res.RowsAffected()
+	return t.c.noteWrite(query, id, n), nil
+}
+
+// record adds a statement that ran on the scratch transaction to the
+// writes to replay. A statement that failed with a SQLite error is replayed
+// too, expecting the same failure: it may have left partial effects, which
+// SQLite keeps in the transaction. Other failures had no effect.
+func (t *tx) record(query string, args []driver.NamedValue, err error) error {
+	if err := t.statementFailed(err); err != nil {
+		var se sqlite3.Error
+		if t.err == nil && errors.As(err, &se) {
+			t.writes = append(t.writes, command.Statement{SQL: query, Args: toArgs(args), FailCode: int(se.ExtendedCode)})
+		}
+		return err
+	}
 	t.writes = append(t.writes, command.Statement{SQL: query, Args: toArgs(args)})
-	return res, nil
+	return nil
 }
 
 // query runs a statement on the scratch transaction (or, read-only, on the
@@ -228,17 +247,34 @@ func (t *tx) query(ctx context.Context, query string, args []driver.NamedValue) 
 		t.reads++
 		seed = command.StatementSeed(^t.seed, t.reads)
 	}
-	err = t.sc.run(ctx, t.time, seed, func(ctx context.Context) (err error) {
-		rows, err = t.sc.conn.QueryContext(ctx, query, args)
+	// The rows outlive run: their context ends when they are closed.
+	qctx, cancel := context.WithCancel(ctx)
+	err = t.sc.run(qctx, cancel, t.time, seed, func() (err error) {
+		rows, err = t.sc.conn.QueryContext(qctx, query, args)
 		return err
 	})
-	if err := t.statementFailed(err); err != nil {
+	if write {
+		err = t.record(query, args, err)
+	} else {
+		err = t.statementFailed(err)
+	}
+	if err != nil {
+		cancel()
 		return nil, err
 	}
-	if write {
-		t.writes = append(t.writes, command.Statement{SQL: query, Args: toArgs(args)})
-	}
-	return rows, nil
+	return &txRows{SQLiteRows: rows.(*sqlite3.SQLiteRows), cancel: cancel}, nil
+}
+
+// txRows are a transaction's rows from the scratch connection.
+type txRows struct {
+	*sqlite3.SQLiteRows
+	cancel context.CancelFunc
+}
+
+func (r *txRows) Close() error {
+	err := r.SQLiteRows.Close()
+	r.cancel()
+	return err
 }
 
 // statementFailed maps a scratch statement's error to what the caller
@@ -248,13 +284,18 @@ func (t *tx) statementFailed(err error) error {
 		return nil
 	}
 	var se sqlite3.Error
-	if t.sc.doomed.Load() || errors.As(err, &se) && se.Code == sqlite3.ErrBusy {
+	isSQLite := errors.As(err, &se)
+	switch {
+	case t.sc.doomed.Load() || isSQLite && se.Code == sqlite3.ErrBusy:
 		t.err = conflictError(errTxAborted)
 		return t.err
-	}
-	if t.sc.conn.AutoCommit() {
+	case t.sc.conn.AutoCommit():
 		// INSERT OR ROLLBACK, RAISE(ROLLBACK): SQLite ended the transaction.
 		t.err = fmt.Errorf("rsqlite: the transaction was rolled back by a statement: %w", err)
+	case isSQLite && !statemachine.Replayable(se.Code):
+		// Interrupted, out of memory, I/O: a replay could not fail the same
+		// way, so the transaction cannot commit what it saw.
+		t.err = fmt.Errorf("rsqlite: the transaction cannot commit after this error: %w", err)
 	}
 	return err
 }
@@ -419,11 +460,10 @@ func (s *scratch) withConn(f func() error) error {
 }
 
 // run executes f as one statement with the transaction's clock and the
-// statement's seed, under the replication guard, interruptible by abort.
-func (s *scratch) run(ctx context.Context, now int64, seed uint64, f func(context.Context) error) error {
+// statement's seed, under the replication guard. f's statement must use a
+// context that cancel ends: abort calls it to interrupt the statement.
+func (s *scratch) run(ctx context.Context, cancel context.CancelFunc, now int64, seed uint64, f func() error) error {
 	return s.withConn(func() error {
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
 		s.cancelMu.Lock()
 		s.cancel = cancel
 		s.cancelMu.Unlock()
@@ -435,7 +475,7 @@ func (s *scratch) run(ctx context.Context, now int64, seed uint64, f func(contex
 		s.vfs.Set(now, seed)
 		s.vfs.SetGuard(true)
 		defer s.vfs.SetGuard(false)
-		err := f(ctx)
+		err := f()
 		var se sqlite3.Error
 		if what := s.vfs.LastDenied(); what != "" && errors.As(err, &se) {
 			// Worded as the state machine words the same refusal.

@@ -143,7 +143,7 @@ func (n *Node) reconciler() {
 		case <-t.C:
 		case <-n.reconcileNow:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
 		n.reconcileOnce(ctx, done)
 		cancel()
 	}

@@ -113,7 +113,10 @@ type Node struct {
 	reconcileNow chan struct{}
 	closed       bool
 	done         chan struct{}
-	wg           sync.WaitGroup
+	// ctx is cancelled when the node stops, ending background work.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 var registry = struct {
@@ -292,6 +295,7 @@ func start(cfg Config) (*Node, error) {
 
 		reconcileNow: make(chan struct{}, 1),
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.catalog = newCatalogSM(n.enqueue)
 	members := n.initialMembers(catalogShardID, id)
 	join := members == nil && id.Joined && !nh.HasNodeInfo(catalogShardID, id.ReplicaID)
@@ -446,6 +450,7 @@ func (n *Node) stop() {
 	n.mu.Lock()
 	n.closed = true
 	n.mu.Unlock()
+	n.cancel()
 	close(n.done)
 	n.wg.Wait()
 	n.nh.Close()

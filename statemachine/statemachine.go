@@ -483,6 +483,16 @@ func (s *SM) run(cmd *command.Command) (*command.Result, error) {
 			return s.query(ctx, st.SQL, args)
 		}
 		r, err := s.conn.ExecContext(ctx, st.SQL, args)
+		if cmd.Kind == command.KindTx && st.FailCode != 0 {
+			// It failed the same way when the transaction ran on its node,
+			// and SQLite kept the transaction (and the statement's partial
+			// effects) going; so does the replay.
+			var se sqlite3.Error
+			if errors.As(err, &se) && int(se.ExtendedCode) == st.FailCode {
+				continue
+			}
+			return nil, fmt.Errorf("rsqlite: replayed statement %d of the transaction did not fail with code %d as it did on its node: %v", i, st.FailCode, err)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -545,10 +555,7 @@ func (s *SM) classify(err error) (*command.Error, bool) {
 		// go-sqlite3's own argument checks ("not enough args ...").
 		return &command.Error{Message: err.Error()}, true
 	}
-	switch se.Code {
-	case sqlite3.ErrBusy, sqlite3.ErrLocked, sqlite3.ErrNomem, sqlite3.ErrReadonly,
-		sqlite3.ErrInterrupt, sqlite3.ErrIoErr, sqlite3.ErrCorrupt, sqlite3.ErrFull,
-		sqlite3.ErrCantOpen, sqlite3.ErrProtocol, sqlite3.ErrNoLFS, sqlite3.ErrNotADB:
+	if !Replayable(se.Code) {
 		return nil, false
 	}
 	msg := se.Error()
@@ -568,6 +575,19 @@ func (s *SM) deterministicFailure(err error) (*command.Error, bool) {
 		return nil, false
 	}
 	return s.classify(err)
+}
+
+// Replayable reports whether a statement failing with code fails the same
+// way on every node that runs it on the same data: SQL and constraint errors
+// do; faults of one node (I/O, memory, interrupts, locks) do not.
+func Replayable(code sqlite3.ErrNo) bool {
+	switch code {
+	case sqlite3.ErrBusy, sqlite3.ErrLocked, sqlite3.ErrNomem, sqlite3.ErrReadonly,
+		sqlite3.ErrInterrupt, sqlite3.ErrIoErr, sqlite3.ErrCorrupt, sqlite3.ErrFull,
+		sqlite3.ErrCantOpen, sqlite3.ErrProtocol, sqlite3.ErrNoLFS, sqlite3.ErrNotADB:
+		return false
+	}
+	return true
 }
 
 // setSettings applies per-connection pragmas; only valid outside a

@@ -14,6 +14,7 @@ func usage() {
 commands:
   demo    start three nodes on loopback in this process, write through one,
           read through the others, stop the leader, keep writing, restart it
+  bench   compare plain SQLite with rsqlite on 1 and 3 nodes (rsqlite bench -h)
 `)
 }
 
@@ -26,6 +27,8 @@ func main() {
 	switch os.Args[1] {
 	case "demo":
 		err = runDemo(os.Args[2:])
+	case "bench":
+		err = runBench(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 		return

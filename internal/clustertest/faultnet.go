@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -105,26 +109,31 @@ func NewWithNet(t testing.TB, n int) (*Cluster, *Net) {
 	for i := range fn.blocked {
 		fn.blocked[i] = make([]bool, n)
 	}
+	t.Cleanup(fn.Close)
+	// The proxies take the raft addresses: bound now and held, so no
+	// outgoing connection can take the port in between.
+	for i := range c.Nodes {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("clustertest: proxy for node %d: %v", i, err)
+		}
+		fn.proxies = append(fn.proxies, &proxy{net: fn, dst: i, ln: ln, backend: quietPort(t)})
+	}
 	addrs := make([]string, n)
 	for i, node := range c.Nodes {
+		node.Raft = fn.proxies[i].ln.Addr().String()
 		addrs[i] = node.Raft
 		fn.byAddr[node.Raft] = i
 	}
+	c.peers = strings.Join(addrs, ",")
 	sorted := slices.Clone(addrs)
 	slices.Sort(sorted)
 	for k, a := range sorted {
 		fn.byRepl[uint64(k+1)] = fn.byAddr[a]
 	}
-	t.Cleanup(fn.Close)
-	for i, node := range c.Nodes {
-		ln, err := net.Listen("tcp", node.Raft)
-		if err != nil {
-			t.Fatalf("clustertest: proxy for node %d on %s: %v", i, node.Raft, err)
-		}
-		p := &proxy{net: fn, dst: i, ln: ln, backend: FreeAddr(t)}
-		listenAddrs.Store(node.Raft, p.backend)
-		mapped = append(mapped, node.Raft)
-		fn.proxies = append(fn.proxies, p)
+	for _, p := range fn.proxies {
+		listenAddrs.Store(c.Nodes[p.dst].Raft, p.backend)
+		mapped = append(mapped, c.Nodes[p.dst].Raft)
 		fn.wg.Add(1)
 		go p.serve()
 	}
@@ -158,8 +167,9 @@ func (fn *Net) Isolate(i int) {
 	fn.Partition([]int{i}, rest)
 }
 
-// Block cuts the one-way link from node from to node to (messages from
-// to to; to's answers travel on its own connections to from, which stay).
+// Block cuts the one-way link from node from to node to: from's messages
+// no longer reach to, while to's messages (its answers included, which
+// travel on to's own connections) still reach from.
 func (fn *Net) Block(from, to int) {
 	fn.mu.Lock()
 	fn.blocked[from][to] = true
@@ -381,4 +391,29 @@ func (fn *Net) drop(pc *proxyConn) {
 	fn.mu.Lock()
 	fn.closeConnLocked(pc)
 	fn.mu.Unlock()
+}
+
+// quietPort returns a free loopback address whose port is below the
+// kernel's ephemeral range, so that while its node is stopped no outgoing
+// connection (raft dials peers from ephemeral ports) can take it.
+func quietPort(t testing.TB) string {
+	t.Helper()
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				lo = v
+			}
+		}
+	}
+	if lo > 12000 {
+		for try := 0; try < 200; try++ {
+			addr := fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(lo-10000))
+			if l, err := net.Listen("tcp", addr); err == nil {
+				l.Close()
+				return addr
+			}
+		}
+	}
+	return FreeAddr(t)
 }

@@ -60,6 +60,12 @@ type Arg struct {
 type Statement struct {
 	SQL  string
 	Args []Arg
+	// FailCode, in a transaction, is the SQLite extended error code the
+	// statement failed with when the transaction ran on its node; 0 means
+	// it succeeded. A statement that fails inside a SQLite transaction
+	// keeps its partial effects (INSERT OR FAIL, a multi-statement Exec),
+	// so the replay runs it too and expects the same failure.
+	FailCode int
 }
 
 // Command is one replicated write, as proposed through raft.
@@ -76,7 +82,7 @@ type Command struct {
 
 // Smallest encodings, used to bound counts against the remaining input before allocating.
 const (
-	minStatementSize = 2 // SQL length, argument count
+	minStatementSize = 3 // SQL length, fail code, argument count
 	minArgSize       = 3 // name length, ordinal, value tag
 )
 
@@ -102,6 +108,7 @@ func Encode(dst []byte, c *Command) ([]byte, error) {
 	for i := range c.Statements {
 		s := &c.Statements[i]
 		dst = appendString(dst, s.SQL)
+		dst = binary.AppendVarint(dst, int64(s.FailCode))
 		dst = binary.AppendUvarint(dst, uint64(len(s.Args)))
 		for j := range s.Args {
 			a := &s.Args[j]
@@ -159,6 +166,7 @@ func Decode(b []byte) (*Command, error) {
 
 func (d *decoder) statement(s *Statement) {
 	s.SQL = d.string()
+	s.FailCode = d.int()
 	n := d.count("argument", minArgSize)
 	if n == 0 {
 		return

@@ -72,9 +72,10 @@ func sampleCommands() map[string]*Command {
 	}
 	huge := strings.Repeat("x\x00é", 1<<20/4)
 	return map[string]*Command{
-		"insert":           insertCommand(),
-		"empty statements": {Kind: KindExec, ClientID: 1, Seq: 1},
-		"empty statement":  {Kind: KindExec, Statements: []Statement{{}}},
+		"insert":            insertCommand(),
+		"empty statements":  {Kind: KindExec, ClientID: 1, Seq: 1},
+		"empty statement":   {Kind: KindExec, Statements: []Statement{{}}},
+		"failed statements": {Kind: KindTx, Statements: []Statement{{SQL: "INSERT OR FAIL INTO t VALUES (1)", FailCode: 2067}, {SQL: "x", FailCode: -5}}},
 		"query returning": {Kind: KindQuery, ClientID: math.MaxUint64, Seq: math.MaxUint64, Time: math.MinInt64,
 			Seed: math.MaxUint64, Settings: RecursiveTriggers | IgnoreCheckConstraints | DeferForeignKeys, BaseIndex: math.MaxUint64,
 			Statements: []Statement{{SQL: "INSERT INTO t(v) VALUES (?) RETURNING id", Args: []Arg{{Ordinal: 1, Value: 2.5}}}}},
@@ -214,10 +215,10 @@ func TestDecodeRejects(t *testing.T) {
 		{"varint overflow", string([]byte{Version, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02}), "overflow"},
 		{"settings beyond 32 bits", string([]byte{Version, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0}), "settings"},
 		{"huge statement count", string(header(1, 0xff, 0xff, 0xff, 0xff, 0x0f)), "exceeds"},
-		{"huge argument count", string(header(1, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f)), "exceeds"},
+		{"huge argument count", string(header(1, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f)), "exceeds"},
 		{"huge SQL length", string(header(1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f)), "exceeds"},
-		{"unknown value tag", string(header(1, 1, 0, 1, 0, 2, 99)), "tag 99"},
-		{"time nanoseconds out of range", string(header(1, 1, 0, 1, 0, 2, tagTime, 0, 0x80, 0x94, 0xeb, 0xdc, 0x03, 0, 0)), "nanoseconds"},
+		{"unknown value tag", string(header(1, 1, 0, 0, 1, 0, 2, 99)), "tag 99"},
+		{"time nanoseconds out of range", string(header(1, 1, 0, 0, 1, 0, 2, tagTime, 0, 0x80, 0x94, 0xeb, 0xdc, 0x03, 0, 0)), "nanoseconds"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,7 +235,7 @@ func TestDecodeRejects(t *testing.T) {
 
 func TestDecodeHeaderHelperIsValid(t *testing.T) {
 	// The hand-built inputs above rely on this layout being accepted when well-formed.
-	b := header(1, 1, 0, 1, 0, 2, tagTime, 0, 0, 0, 0)
+	b := header(1, 1, 0, 0, 1, 0, 2, tagTime, 0, 0, 0, 0)
 	if _, err := Decode(b); err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,9 @@
 //	settings  uvarint  Settings bits (< 2^32)
 //	baseIndex uvarint
 //	count     statements, each:
-//	    sql     string
-//	    count   arguments, each:
+//	    sql       string
+//	    failCode  varint   expected SQLite extended error code in a transaction, 0 = none
+//	    count     arguments, each:
 //	        name     string (empty for positional)
 //	        ordinal  varint
 //	        value    tagged value

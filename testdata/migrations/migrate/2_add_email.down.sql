@@ -1,0 +1,3 @@
+DROP INDEX users_email;
+ALTER TABLE users DROP COLUMN email;
+PRAGMA user_version = 0;

@@ -1,0 +1,2 @@
+DROP TRIGGER posts_words;
+DROP TABLE posts;
