@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -134,6 +135,16 @@ func (c *conn) readConn() (*sqlite3.SQLiteConn, error) {
 	return c.read, nil
 }
 
+// cutAtNUL drops everything from the first NUL byte: SQLite reads SQL text
+// as a C string and stops there, and so must the driver's own checks, or a
+// statement it thinks it sees would not exist for SQLite.
+func cutAtNUL(query string) string {
+	if i := strings.IndexByte(query, 0); i >= 0 {
+		return query[:i]
+	}
+	return query
+}
+
 // locParam is go-sqlite3's _loc value for loc.
 func locParam(loc *time.Location) string {
 	switch loc {
@@ -209,6 +220,10 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 			return nil, err
 		}
 		return execResult{c.lastInsertID, c.lastChanges}, nil
+	}
+	query = cutAtNUL(query)
+	if len(sqlclass.Split(query)) == 0 {
+		return execResult{}, nil // nothing to run, as go-sqlite3 reports it
 	}
 	if c.tx != nil {
 		return c.tx.exec(ctx, query, args)
@@ -304,10 +319,15 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	if handled, err := c.connPragma(query); handled {
 		return emptyRows{}, err
 	}
+	query = cutAtNUL(query)
 	if c.tx != nil {
 		return c.tx.query(ctx, query, args)
 	}
-	if len(sqlclass.Split(query)) > 1 {
+	switch len(sqlclass.Split(query)) {
+	case 0:
+		return emptyRows{}, nil // as go-sqlite3 answers empty or comment-only text
+	case 1:
+	default:
 		return c.proposeQuery(ctx, query, args)
 	}
 	ro, err := c.prepareLocal(ctx, query)
@@ -367,10 +387,13 @@ func (c *conn) proposeQuery(ctx context.Context, query string, args []driver.Nam
 // the transaction's scratch connection inside a transaction (which sees the
 // transaction's own schema changes), else on the read connection.
 func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	first := query
-	if parts := sqlclass.Split(query); len(parts) > 1 {
-		first = parts[0]
+	query = cutAtNUL(query)
+	parts := sqlclass.Split(query)
+	if len(parts) == 0 {
+		// Nothing to prepare: go-sqlite3 gives a statement that does nothing.
+		return &stmt{c: c, query: ""}, nil
 	}
+	first := parts[0]
 	if t := c.tx; t != nil && !t.readOnly {
 		if err := t.usable(); err != nil {
 			return nil, err

@@ -39,6 +39,9 @@ type Config struct {
 	Admin       string        // host:port for the node's admin HTTP API; "" = none
 	Join        string        // admin address of a member to join through (first start only)
 	NonVoting   bool          // join as a non-voting member
+	TLSCA       string        // CA file for mutual TLS between nodes
+	TLSCert     string        // this node's certificate file
+	TLSKey      string        // this node's key file
 
 	// go-sqlite3 compatible settings
 	ForeignKeys, RecursiveTriggers, CaseSensitiveLike, IgnoreCheckConstraints, DeferForeignKeys bool
@@ -150,6 +153,8 @@ func ParseDSN(dsn string) (*Config, error) {
 		return nil, fmt.Errorf("rsqlite: DSN parameter join needs raft (this node's address, which the cluster will dial)")
 	case c.NonVoting && c.Join == "":
 		return nil, fmt.Errorf("rsqlite: DSN parameter nonvoting applies only to a node that joins (join=<member admin address>)")
+	case (c.TLSCA != "" || c.TLSCert != "" || c.TLSKey != "") && (c.TLSCA == "" || c.TLSCert == "" || c.TLSKey == ""):
+		return nil, fmt.Errorf("rsqlite: DSN parameters tls_ca, tls_cert and tls_key go together: mutual TLS needs all three")
 	}
 	return c, nil
 }
@@ -207,6 +212,7 @@ func (c *Config) parsePath(path string) error {
 var dsnKnown = map[string]bool{
 	"raft": true, "peers": true, "consistency": true, "timeout": true,
 	"admin": true, "join": true, "nonvoting": true,
+	"tls_ca": true, "tls_cert": true, "tls_key": true,
 	"_fk": true, "_recursive_triggers": true, "_case_sensitive_like": true,
 	"_ignore_check_constraints": true, "_defer_foreign_keys": true, "_busy_timeout": true,
 	"_txlock": true, "_loc": true, "mode": true, "_query_only": true, "_cache_size": true,
@@ -244,6 +250,12 @@ func (c *Config) parseParam(key, val string) (err error) {
 		}
 	case "nonvoting":
 		c.NonVoting, err = dsnBool(lower)
+	case "tls_ca":
+		c.TLSCA = val
+	case "tls_cert":
+		c.TLSCert = val
+	case "tls_key":
+		c.TLSKey = val
 	case "_fk":
 		c.ForeignKeys, err = dsnBool(lower)
 	case "_recursive_triggers":
@@ -425,6 +437,11 @@ func (c *Config) String() string {
 		add("join", c.Join)
 	}
 	flag("nonvoting", c.NonVoting)
+	if c.TLSCA != "" {
+		add("tls_ca", c.TLSCA)
+		add("tls_cert", c.TLSCert)
+		add("tls_key", c.TLSKey)
+	}
 	flag("_fk", c.ForeignKeys)
 	flag("_recursive_triggers", c.RecursiveTriggers)
 	flag("_case_sensitive_like", c.CaseSensitiveLike)

@@ -46,6 +46,11 @@ type Config struct {
 	// CompactionOverhead is how many entries stay after compaction
 	// (default 5,000).
 	CompactionOverhead uint64
+	// TLSCAFile, TLSCertFile and TLSKeyFile turn on mutual TLS between
+	// nodes: each node presents its certificate and accepts only peers whose
+	// certificates the CA signed. All three or none.
+	TLSCAFile, TLSCertFile, TLSKeyFile string
+
 	// AdminAddress, if set, is where the node serves its admin HTTP API
 	// (AdminHandler).
 	AdminAddress string
@@ -272,6 +277,17 @@ func start(cfg Config) (*Node, error) {
 	}
 	if local {
 		nhc.Expert.TransportFactory = localTransport{}
+	}
+	switch tls := []string{cfg.TLSCAFile, cfg.TLSCertFile, cfg.TLSKeyFile}; {
+	case tls[0] != "" && tls[1] != "" && tls[2] != "":
+		for _, f := range tls {
+			if _, err := os.Stat(f); err != nil {
+				return nil, fmt.Errorf("rsqlite: TLS file: %w", err)
+			}
+		}
+		nhc.MutualTLS, nhc.CAFile, nhc.CertFile, nhc.KeyFile = true, tls[0], tls[1], tls[2]
+	case tls[0] != "" || tls[1] != "" || tls[2] != "":
+		return nil, fmt.Errorf("rsqlite: mutual TLS needs a CA, a certificate and a key (tls_ca, tls_cert, tls_key)")
 	}
 	nh, err := dragonboat.NewNodeHost(nhc)
 	if err != nil {

@@ -1,0 +1,29 @@
+// Package faulttest holds rsqlite's fault-injection tests: real three-node
+// clusters in this process (internal/clustertest) whose raft links run
+// through proxies that cut them on command, driven through database/sql.
+//
+//   - TestLinearizable: reads, writes and compare-and-set on 24 keys from
+//     six clients on three nodes, while a seeded schedule isolates the
+//     leader, splits the cluster, removes quorum and stops and restarts
+//     nodes; the history is checked with porcupine, partitioned by key.
+//   - TestSetSurvivesFaults: every acknowledged insert is present exactly
+//     once on every node after the faults heal; the nodes converge (same
+//     applied index, same dump, integrity_check ok) within 10 s and accept
+//     writes within 5 s of the heal.
+//   - TestExactlyOnceLeaderStop: the leader stops while many writes are in
+//     flight; none applies twice and every acknowledged one is present.
+//   - TestBadInput, TestBadInputDSN: malformed DSNs, oversized commands,
+//     big blobs, many parameters, refused statements, pragmas, invalid
+//     UTF-8 and NUL bytes: each a clear error or a correct result, and the
+//     replicas stay identical.
+//   - TestBadInputQueryNeverCrashes: odd texts (empty, comment-only,
+//     leading NUL) through Query, Prepare and Exec, each in a child
+//     process so that a crash fails its case instead of the binary.
+//   - TestPartitionMachinery and TestRegisterModel check the tools: the
+//     proxy network really partitions, and the porcupine model really
+//     catches stale reads.
+//
+// Every randomised test prints its seed and the command that reruns it
+// (RSQLITE_SEED=<seed>). The default run is short; RSQLITE_SOAK=1 runs the
+// long versions (thousands of operations, dozens of faults).
+package faulttest

@@ -1,0 +1,19 @@
+package faulttest
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+
+	"github.com/rsqlite/rsqlite/cluster"
+)
+
+// TestMain silences dragonboat (partitions make it log every refused
+// connection) unless RSQLITE_LOG=1.
+func TestMain(m *testing.M) {
+	if os.Getenv("RSQLITE_LOG") != "1" {
+		cluster.SetLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
+	os.Exit(m.Run())
+}
