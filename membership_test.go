@@ -142,7 +142,18 @@ func TestAdminEndpoints(t *testing.T) {
 	admin := clustertest.FreeAddr(t)
 	c.Nodes[0].Params = "admin=" + admin
 	db := c.OpenAll("app.db")[0]
-	mustExec(t, db, "CREATE TABLE t(v); INSERT INTO t VALUES (1), (2)")
+	mustExec(t, db, `CREATE TABLE t(v); INSERT INTO t VALUES (1), (2);
+		CREATE TABLE items(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, at DATETIME, data BLOB, g TEXT GENERATED ALWAYS AS (upper(name)) STORED);
+		CREATE TABLE kv(k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+		CREATE INDEX items_name ON items(name);
+		CREATE VIEW names AS SELECT name FROM items;
+		CREATE TABLE log(msg);
+		CREATE TRIGGER items_log AFTER INSERT ON items BEGIN INSERT INTO log VALUES ('added ' || NEW.name); END;
+		PRAGMA user_version = 42;`)
+	for i := 0; i < 500; i++ {
+		mustExec(t, db, "INSERT INTO items(name, at, data) VALUES (?, '2024-01-02 03:04:05', randomblob(64)); INSERT INTO kv VALUES (?, ?)", fmt.Sprint("item", i), fmt.Sprint("k", i), i)
+	}
+	mustExec(t, db, "DELETE FROM items WHERE id % 7 = 0; DELETE FROM t WHERE v = 1")
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + admin + path)
 		if err != nil {
@@ -173,5 +184,37 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	if code, _ := get("/backup?db=nope.db"); code != http.StatusNotFound {
 		t.Fatalf("/backup of a missing database: %d", code)
+	}
+	// Restoring the backup gives the same database, on every node.
+	resp, err := http.Post("http://"+admin+"/restore?db=copy.db", "application/vnd.sqlite3", strings.NewReader(backup))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "ok ") {
+		t.Fatalf("/restore: %s", out)
+	}
+	copyDB := c.Open(2, "copy.db")
+	for _, q := range []string{
+		"SELECT group_concat(quote(v)) FROM t",
+		"SELECT count(*) || ':' || sum(id) || ':' || group_concat(name || at || hex(data) || g) FROM items",
+		"SELECT group_concat(k || '=' || v) FROM kv",
+		"SELECT seq FROM sqlite_sequence WHERE name = 'items'",
+		"SELECT count(*) FROM log",
+		"PRAGMA user_version",
+		"SELECT group_concat(type || name || coalesce(sql, ''), '|') FROM (SELECT * FROM sqlite_schema WHERE name NOT LIKE '_rsqlite_%' ORDER BY type, name)",
+	} {
+		var want, got string
+		if err := db.QueryRow(q).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		if err := copyDB.QueryRow(q).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s:\n restored %.200s\n original %.200s", q, got, want)
+		}
 	}
 }

@@ -118,6 +118,8 @@ func (n *Node) Ready() error {
 //	POST /join                {"raft_address": "...", "non_voting": false} -> {"replica_id": N}
 //	POST /remove              {"raft_address": "..."}
 //	GET  /backup?db=NAME      a consistent, plain SQLite copy of the database
+//	POST /restore?db=NAME     body: a SQLite file, loaded as a new database (Restore);
+//	                          answers progress lines ending "ok N rows" or "error: ..."
 //
 // It has no authentication: bind it to a private address.
 func (n *Node) AdminHandler() http.Handler {
@@ -168,6 +170,7 @@ func (n *Node) AdminHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"removed": req.RaftAddress})
 	})
+	mux.HandleFunc("POST /restore", n.serveRestore)
 	mux.HandleFunc("GET /backup", func(w http.ResponseWriter, r *http.Request) {
 		name := r.URL.Query().Get("db")
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
