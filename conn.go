@@ -169,6 +169,7 @@ func (c *conn) nextCommand(kind command.Kind, stmts ...command.Statement) *comma
 		Time:       time.Now().UnixMilli(),
 		Seed:       binary.LittleEndian.Uint64(b[:]),
 		Settings:   c.settings,
+		Engine:     statemachine.Engine,
 		Statements: stmts,
 	}
 }

@@ -293,7 +293,7 @@ func (w *restoreWriter) exec(ctx context.Context, sqlText string, args []command
 	rand.Read(b[:])
 	cmd := &command.Command{
 		Kind: command.KindExec, ClientID: w.clientID, Seq: w.seq,
-		Time: time.Now().UnixMilli(), Seed: binary.LittleEndian.Uint64(b[:]),
+		Time: time.Now().UnixMilli(), Seed: binary.LittleEndian.Uint64(b[:]), Engine: statemachine.Engine,
 		Statements: []command.Statement{{SQL: sqlText, Args: args}},
 	}
 	enc, err := command.Encode(nil, cmd)

@@ -87,6 +87,25 @@ type SM struct {
 
 var _ sm.IOnDiskStateMachine = (*SM)(nil)
 
+// Engine is this build's command.EngineID: commands carry their proposer's,
+// and a replica refuses to apply a command from another SQLite build.
+var Engine = func() uint32 {
+	_, _, sourceID := sqlite3.Version()
+	return command.EngineID(sourceID)
+}()
+
+// engineError halts a replica that is asked to apply a command proposed by
+// a node with another SQLite build: the same SQL could give different
+// results, so it waits (retrying) rather than diverge.
+type engineError struct {
+	index        uint64
+	theirs, ours uint32
+}
+
+func (e *engineError) Error() string {
+	return fmt.Sprintf("replica halted: entry %d was proposed by a node running another SQLite build (engine %08x, this node %08x); run the same rsqlite version on every node", e.index, e.theirs, e.ours)
+}
+
 // 'localtime' and 'utc' depend on the process time zone, which may differ
 // between nodes: pin them to UTC everywhere, before any database opens.
 func init() { detvfs.PinLocaltime() }
@@ -402,6 +421,9 @@ const (
 // applyCommand runs one command inside the batch transaction. For a
 // duplicate it returns the recorded, already encoded result in data.
 func (s *SM) applyCommand(index uint64, cmd *command.Command, lostErr *command.Error) (res *command.Result, data []byte, outcome applyOutcome, err error) {
+	if cmd.Engine != 0 && cmd.Engine != Engine {
+		return nil, nil, failed, &engineError{index: index, theirs: cmd.Engine, ours: Engine}
+	}
 	if cmd.ClientID != 0 {
 		seq, prev, found, err := s.stmts.lookupRequest(cmd.ClientID)
 		if err != nil {

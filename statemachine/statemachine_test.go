@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
 	"github.com/mattn/go-sqlite3"
@@ -328,5 +329,35 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	if err := b.Sync(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestForeignEngineHaltsReplica(t *testing.T) {
+	s := New(Options{Path: filepath.Join(t.TempDir(), "a.db")})
+	stop := make(chan struct{})
+	if _, err := s.Open(stop); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := execCmd("CREATE TABLE t(x)")
+	c.Engine = Engine + 1
+	b, _ := command.Encode(nil, c)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Update([]sm.Entry{{Index: 1, Cmd: b}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Update returned before the replica was stopped: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(stop)
+	err := <-done
+	if err == nil || !strings.Contains(err.Error(), "replica halted") {
+		t.Fatalf("Update: %v", err)
+	}
+	if s.Applied() != 0 {
+		t.Fatalf("applied index moved to %d", s.Applied())
 	}
 }

@@ -70,13 +70,17 @@ type Statement struct {
 
 // Command is one replicated write, as proposed through raft.
 type Command struct {
-	Kind       Kind
-	ClientID   uint64 // proposer's client identity (exactly-once)
-	Seq        uint64 // proposer's sequence number for ClientID
-	Time       int64  // proposer's clock, Unix milliseconds (SQLite 'now')
-	Seed       uint64 // seed for random()/randomblob()
-	Settings   Settings
-	BaseIndex  uint64 // 0 = unconditional; else apply only if nothing was written after this raft index
+	Kind      Kind
+	ClientID  uint64 // proposer's client identity (exactly-once)
+	Seq       uint64 // proposer's sequence number for ClientID
+	Time      int64  // proposer's clock, Unix milliseconds (SQLite 'now')
+	Seed      uint64 // seed for random()/randomblob()
+	Settings  Settings
+	BaseIndex uint64 // 0 = unconditional; else apply only if nothing was written after this raft index
+	// Engine identifies the proposer's SQLite build (see EngineID). A node
+	// whose build differs must not apply the command: the same SQL may
+	// give different results on another SQLite. 0 = unchecked.
+	Engine     uint32
 	Statements []Statement
 }
 
@@ -104,6 +108,7 @@ func Encode(dst []byte, c *Command) ([]byte, error) {
 	dst = binary.LittleEndian.AppendUint64(dst, c.Seed)
 	dst = binary.AppendUvarint(dst, uint64(c.Settings))
 	dst = binary.AppendUvarint(dst, c.BaseIndex)
+	dst = binary.AppendUvarint(dst, uint64(c.Engine))
 	dst = binary.AppendUvarint(dst, uint64(len(c.Statements)))
 	for i := range c.Statements {
 		s := &c.Statements[i]
@@ -150,6 +155,11 @@ func Decode(b []byte) (*Command, error) {
 	}
 	c.Settings = Settings(settings)
 	c.BaseIndex = d.uvarint()
+	engine := d.uvarint()
+	if engine > 1<<32-1 {
+		d.fail("engine %#x overflows 32 bits", engine)
+	}
+	c.Engine = uint32(engine)
 	if n := d.count("statement", minStatementSize); n == 1 {
 		c.Statements = block.first[:]
 	} else if n > 1 {
@@ -178,6 +188,20 @@ func (d *decoder) statement(s *Statement) {
 		a.Ordinal = d.int()
 		a.Value = d.value()
 	}
+}
+
+// EngineID is a short identity of a SQLite build: FNV-1a of its
+// sqlite_source_id() (which names the exact source check-in). It is never 0.
+func EngineID(sourceID string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(sourceID); i++ {
+		h ^= uint32(sourceID[i])
+		h *= 16777619
+	}
+	if h == 0 {
+		h = 1
+	}
+	return h
 }
 
 // StatementSeed is the random seed of the i-th write statement of a

@@ -33,7 +33,8 @@ func sampleTimes() []time.Time {
 
 func insertCommand() *Command {
 	return &Command{
-		Kind: KindExec, ClientID: 0xdeadbeefcafe, Seq: 42, Time: 1700000000123, Seed: 0x9e3779b97f4a7c15,
+		Engine: 0xdeadbeef,
+		Kind:   KindExec, ClientID: 0xdeadbeefcafe, Seq: 42, Time: 1700000000123, Seed: 0x9e3779b97f4a7c15,
 		Settings: ForeignKeys | CaseSensitiveLike, BaseIndex: 0,
 		Statements: []Statement{{
 			SQL: "INSERT INTO users(name, age, avatar) VALUES (?, ?, ?)",
@@ -195,7 +196,7 @@ func TestDecodeEveryTruncationFails(t *testing.T) {
 func header(kind byte, rest ...byte) []byte {
 	b := []byte{Version, kind, 0, 0, 0} // clientID, seq, time
 	b = append(b, make([]byte, 8)...)   // seed
-	b = append(b, 0, 0)                 // settings, baseIndex
+	b = append(b, 0, 0, 0)              // settings, baseIndex, engine
 	return append(b, rest...)
 }
 

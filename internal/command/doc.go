@@ -17,6 +17,7 @@
 //	seed      8 bytes  little-endian
 //	settings  uvarint  Settings bits (< 2^32)
 //	baseIndex uvarint
+//	engine    uvarint  EngineID of the proposer's SQLite (< 2^32), 0 = unchecked
 //	count     statements, each:
 //	    sql       string
 //	    failCode  varint   expected SQLite extended error code in a transaction, 0 = none
