@@ -202,17 +202,6 @@ func (c *conn) propose(ctx context.Context, cmd *command.Command) (*command.Resu
 
 var errReadOnly = errors.New("rsqlite: attempt to write through a read-only connection (mode=ro or _query_only in the DSN)")
 
-func toArgs(args []driver.NamedValue) []command.Arg {
-	if len(args) == 0 {
-		return nil
-	}
-	out := make([]command.Arg, len(args))
-	for i, a := range args {
-		out[i] = command.Arg{Name: a.Name, Ordinal: a.Ordinal, Value: a.Value}
-	}
-	return out
-}
-
 // ExecContext replicates the statements (all of them, atomically, as one
 // raft entry) and returns SQLite's RowsAffected and LastInsertId of the last.
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
@@ -232,7 +221,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if err := sqlclass.CheckWrite(query); err != nil {
 		return nil, err
 	}
-	res, err := c.propose(ctx, c.nextCommand(command.KindExec, command.Statement{SQL: query, Args: toArgs(args)}))
+	res, err := c.propose(ctx, c.nextCommand(command.KindExec, command.Statement{SQL: query, Args: command.ArgsFromNamed(args)}))
 	if err != nil {
 		return nil, err
 	}
@@ -377,7 +366,7 @@ func (c *conn) proposeQuery(ctx context.Context, query string, args []driver.Nam
 	if err := sqlclass.CheckWrite(query); err != nil {
 		return nil, err
 	}
-	res, err := c.propose(ctx, c.nextCommand(command.KindQuery, command.Statement{SQL: query, Args: toArgs(args)}))
+	res, err := c.propose(ctx, c.nextCommand(command.KindQuery, command.Statement{SQL: query, Args: command.ArgsFromNamed(args)}))
 	if err != nil {
 		return nil, err
 	}

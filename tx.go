@@ -202,11 +202,11 @@ func (t *tx) record(query string, args []driver.NamedValue, err error) error {
 	if err := t.statementFailed(err); err != nil {
 		var se sqlite3.Error
 		if t.err == nil && errors.As(err, &se) {
-			t.writes = append(t.writes, command.Statement{SQL: query, Args: toArgs(args), FailCode: int(se.ExtendedCode)})
+			t.writes = append(t.writes, command.Statement{SQL: query, Args: command.ArgsFromNamed(args), FailCode: int(se.ExtendedCode)})
 		}
 		return err
 	}
-	t.writes = append(t.writes, command.Statement{SQL: query, Args: toArgs(args)})
+	t.writes = append(t.writes, command.Statement{SQL: query, Args: command.ArgsFromNamed(args)})
 	return nil
 }
 

@@ -499,7 +499,7 @@ func (s *SM) run(cmd *command.Command) (*command.Result, error) {
 		if cmd.Kind == command.KindTx {
 			s.vfs.Set(cmd.Time, command.StatementSeed(cmd.Seed, i))
 		}
-		args := namedValues(st.Args)
+		args := command.NamedValues(st.Args)
 		last := i == len(cmd.Statements)-1
 		if cmd.Kind == command.KindQuery && last {
 			return s.query(ctx, st.SQL, args)
@@ -555,17 +555,6 @@ func (s *SM) query(ctx context.Context, query string, args []driver.NamedValue) 
 		res.Rows = append(res.Rows, row)
 	}
 	return res, rows.Close()
-}
-
-func namedValues(args []command.Arg) []driver.NamedValue {
-	if len(args) == 0 {
-		return nil
-	}
-	nv := make([]driver.NamedValue, len(args))
-	for i, a := range args {
-		nv[i] = driver.NamedValue{Name: a.Name, Ordinal: a.Ordinal, Value: a.Value}
-	}
-	return nv
 }
 
 // classify turns an error of the user's SQL into a recordable outcome, and

@@ -1,6 +1,7 @@
 package command
 
 import (
+	"database/sql/driver"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -214,4 +215,29 @@ func StatementSeed(txSeed uint64, i int) uint64 {
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
 	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
 	return z ^ (z >> 31)
+}
+
+// ArgsFromNamed converts database/sql's arguments to command arguments.
+func ArgsFromNamed(args []driver.NamedValue) []Arg {
+	if len(args) == 0 {
+		return nil
+	}
+	out := make([]Arg, len(args))
+	for i, a := range args {
+		out[i] = Arg{Name: a.Name, Ordinal: a.Ordinal, Value: a.Value}
+	}
+	return out
+}
+
+// NamedValues converts command arguments back to database/sql's form, for
+// binding with go-sqlite3.
+func NamedValues(args []Arg) []driver.NamedValue {
+	if len(args) == 0 {
+		return nil
+	}
+	out := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		out[i] = driver.NamedValue{Name: a.Name, Ordinal: a.Ordinal, Value: a.Value}
+	}
+	return out
 }
