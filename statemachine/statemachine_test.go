@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,7 +85,7 @@ func (s *testSM) mustApply(cmds ...*command.Command) []*command.Result {
 // dump is a logical dump of every user table: schema and rows in rowid order.
 func dump(t testing.TB, path string) string {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	db, err := sql.Open("sqlite3", FileURI(path, url.Values{"mode": {"ro"}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +103,9 @@ func dump(t testing.TB, path string) string {
 		if typ == "table" && !strings.HasPrefix(name, "_rsqlite_") {
 			tables = append(tables, name)
 		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("dump %s: %v", path, err)
 	}
 	rows.Close()
 	for _, tbl := range tables {

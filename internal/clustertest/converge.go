@@ -3,6 +3,8 @@ package clustertest
 import (
 	"database/sql"
 	"fmt"
+	"github.com/rsqlite/rsqlite/statemachine"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -72,7 +74,7 @@ func (c *Cluster) Converged(name string, within time.Duration) (Convergence, err
 
 // IntegrityCheck runs PRAGMA integrity_check on a SQLite file, read-only.
 func IntegrityCheck(path string) error {
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	db, err := sql.Open("sqlite3", statemachine.FileURI(path, url.Values{"mode": {"ro"}}))
 	if err != nil {
 		return err
 	}

@@ -5,12 +5,14 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
 	_ "github.com/mattn/go-sqlite3" // to read files directly
 
 	"github.com/rsqlite/rsqlite/cluster"
+	"github.com/rsqlite/rsqlite/statemachine"
 )
 
 // Dump is a logical dump of a SQLite file, read with plain go-sqlite3: the
@@ -19,7 +21,7 @@ import (
 // no-op entry the others have not.
 func Dump(t testing.TB, path string) string {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	db, err := sql.Open("sqlite3", statemachine.FileURI(path, url.Values{"mode": {"ro"}}))
 	if err != nil {
 		t.Fatal(err)
 	}
