@@ -56,7 +56,8 @@ func (n *Node) Status() Status {
 	shards := map[uint64]ShardState{}
 	if info := n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}); info != nil {
 		for _, s := range info.ShardInfoList {
-			ss := ShardState{ShardID: s.ShardID, LeaderID: s.LeaderID, IsLeader: s.IsLeader, Term: s.Term, Voters: s.Replicas}
+			// dragonboat leaves ShardInfo.IsLeader unset.
+			ss := ShardState{ShardID: s.ShardID, LeaderID: s.LeaderID, IsLeader: s.LeaderID != 0 && s.LeaderID == n.replicaID, Term: s.Term, Voters: s.Replicas}
 			if s.LeaderID != 0 {
 				ss.Leader = s.Replicas[s.LeaderID]
 			}

@@ -14,10 +14,10 @@ import (
 )
 
 // Membership changes go through the catalog group: it is the record of who
-// belongs to the cluster. A reconciler on each node then brings every
-// database group that node leads in line with the catalog (adding, promoting
-// nothing, removing), so a database created during a join, or a leader that
-// changed half way, still ends with the right members.
+// belongs to the cluster. A reconciler on the catalog's leader then brings
+// every database group in line with the catalog (adding and removing
+// replicas), so a database created during a join, or a leader that changed
+// half way, still ends with the right members.
 
 // AddNode adds the node at raftAddress to the cluster (as a voter, or a
 // non-voting member) and returns its replica ID. Adding a node that is
@@ -149,8 +149,17 @@ func (n *Node) reconciler() {
 	}
 }
 
+// reconcileOnce runs on the catalog's leader only: it is a member by
+// definition (a removed node is not, so it cannot keep a group to itself),
+// and one node making the changes avoids competing configuration changes.
 func (n *Node) reconcileOnce(ctx context.Context, done map[uint64]uint64) {
-	cat, err := n.nh.SyncGetShardMembership(ctx, catalogShardID)
+	if leader, _, ok, err := n.nh.GetLeaderID(catalogShardID); err != nil || !ok || leader != n.replicaID {
+		clear(done) // a future leadership must check every group again
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, reconcileCallTimeout)
+	cat, err := n.nh.SyncGetShardMembership(cctx, catalogShardID)
+	cancel()
 	if err != nil {
 		return // no quorum now; next tick
 	}
@@ -166,10 +175,6 @@ func (n *Node) reconcileOnce(ctx context.Context, done map[uint64]uint64) {
 		if done[db.shardID] == cat.ConfigChangeID {
 			continue
 		}
-		if leader, ok := db.Leader(); !ok || leader != n.replicaID {
-			delete(done, db.shardID) // a future leadership must check again
-			continue
-		}
 		if err := n.reconcileDB(ctx, db, cat); err != nil {
 			n.log.Warn("rsqlite: bringing a database's members in line with the cluster", "db", db.name, "err", err)
 			continue
@@ -178,23 +183,35 @@ func (n *Node) reconcileOnce(ctx context.Context, done map[uint64]uint64) {
 	}
 }
 
+// reconcileCallTimeout bounds each membership call of the reconciler: a
+// request that reached a node just removed is never answered.
+const reconcileCallTimeout = 3 * time.Second
+
 // reconcileDB makes db's group have the catalog's members. One change at a
 // time: dragonboat accepts a single pending configuration change per group.
 func (n *Node) reconcileDB(ctx context.Context, db *DB, cat *dragonboat.Membership) error {
-	m, err := n.nh.SyncGetShardMembership(ctx, db.shardID)
-	if err != nil {
+	call := func(f func(context.Context) error) error {
+		cctx, cancel := context.WithTimeout(ctx, reconcileCallTimeout)
+		defer cancel()
+		return f(cctx)
+	}
+	var m *dragonboat.Membership
+	if err := call(func(c context.Context) (err error) {
+		m, err = n.nh.SyncGetShardMembership(c, db.shardID)
+		return err
+	}); err != nil {
 		return err
 	}
 	for id, addr := range cat.Nodes {
 		if _, ok := m.Nodes[id]; !ok {
-			if err := n.nh.SyncRequestAddReplica(ctx, db.shardID, id, addr, 0); err != nil {
+			if err := call(func(c context.Context) error { return n.nh.SyncRequestAddReplica(c, db.shardID, id, addr, 0) }); err != nil {
 				return fmt.Errorf("add replica %d: %w", id, err)
 			}
 		}
 	}
 	for id, addr := range cat.NonVotings {
 		if _, ok := m.NonVotings[id]; !ok {
-			if err := n.nh.SyncRequestAddNonVoting(ctx, db.shardID, id, addr, 0); err != nil {
+			if err := call(func(c context.Context) error { return n.nh.SyncRequestAddNonVoting(c, db.shardID, id, addr, 0) }); err != nil {
 				return fmt.Errorf("add non-voting replica %d: %w", id, err)
 			}
 		}
@@ -202,7 +219,7 @@ func (n *Node) reconcileDB(ctx context.Context, db *DB, cat *dragonboat.Membersh
 	for _, ids := range []map[uint64]string{m.Nodes, m.NonVotings} {
 		for id := range ids {
 			if _, removed := cat.Removed[id]; removed {
-				if err := n.nh.SyncRequestDeleteReplica(ctx, db.shardID, id, 0); err != nil {
+				if err := call(func(c context.Context) error { return n.nh.SyncRequestDeleteReplica(c, db.shardID, id, 0) }); err != nil {
 					return fmt.Errorf("remove replica %d: %w", id, err)
 				}
 			}

@@ -263,6 +263,11 @@ func writeFileSync(path string, b []byte) error {
 
 func start(cfg Config) (*Node, error) {
 	installDragonboatLogger()
+	// Before loadIdentity: a joining node must not register itself with a
+	// cluster it then cannot talk to.
+	if err := checkTLSFiles(cfg); err != nil {
+		return nil, err
+	}
 	id, err := loadIdentity(&cfg)
 	if err != nil {
 		return nil, err
@@ -278,16 +283,8 @@ func start(cfg Config) (*Node, error) {
 	if local {
 		nhc.Expert.TransportFactory = localTransport{}
 	}
-	switch tls := []string{cfg.TLSCAFile, cfg.TLSCertFile, cfg.TLSKeyFile}; {
-	case tls[0] != "" && tls[1] != "" && tls[2] != "":
-		for _, f := range tls {
-			if _, err := os.Stat(f); err != nil {
-				return nil, fmt.Errorf("rsqlite: TLS file: %w", err)
-			}
-		}
+	if tls := []string{cfg.TLSCAFile, cfg.TLSCertFile, cfg.TLSKeyFile}; tls[0] != "" {
 		nhc.MutualTLS, nhc.CAFile, nhc.CertFile, nhc.KeyFile = true, tls[0], tls[1], tls[2]
-	case tls[0] != "" || tls[1] != "" || tls[2] != "":
-		return nil, fmt.Errorf("rsqlite: mutual TLS needs a CA, a certificate and a key (tls_ca, tls_cert, tls_key)")
 	}
 	nh, err := dragonboat.NewNodeHost(nhc)
 	if err != nil {
@@ -330,6 +327,28 @@ func start(cfg Config) (*Node, error) {
 		}
 	}
 	return n, nil
+}
+
+func checkTLSFiles(cfg Config) error {
+	files := []string{cfg.TLSCAFile, cfg.TLSCertFile, cfg.TLSKeyFile}
+	set := 0
+	for _, f := range files {
+		if f != "" {
+			set++
+		}
+	}
+	switch set {
+	case 0:
+		return nil
+	case 3:
+		for _, f := range files {
+			if _, err := os.Stat(f); err != nil {
+				return fmt.Errorf("rsqlite: TLS file: %w", err)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("rsqlite: mutual TLS needs a CA, a certificate and a key (tls_ca, tls_cert, tls_key)")
 }
 
 // initialMembers is nil on a restart: the raft log has the membership, and
