@@ -168,7 +168,8 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	code, body := get("/status")
 	var st cluster.Status
-	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil || len(st.Databases) != 1 || st.Databases[0].Name != "app.db" || st.Databases[0].Leader == "" {
+	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil || len(st.Databases) != 1 || st.Databases[0].Name != "app.db" ||
+		st.Databases[0].Leader == "" || st.SQLite == "" || st.Engine == "" || st.Encoding == 0 {
 		t.Fatalf("/status: %d %v %s", code, err, body)
 	}
 	_, metrics := get("/metrics")

@@ -13,18 +13,29 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
+	"github.com/mattn/go-sqlite3"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rsqlite/rsqlite/internal/command"
+	"github.com/rsqlite/rsqlite/statemachine"
 )
 
 // Status is a node's view of itself and its databases, as served on
 // /status. Leaders and terms are this node's knowledge, without a raft
 // round trip.
 type Status struct {
-	ReplicaID   uint64     `json:"replica_id"`
-	RaftAddress string     `json:"raft_address"`
-	Dir         string     `json:"dir"`
-	NonVoting   bool       `json:"non_voting"`
-	Catalog     ShardState `json:"catalog"`
+	ReplicaID   uint64 `json:"replica_id"`
+	RaftAddress string `json:"raft_address"`
+	Dir         string `json:"dir"`
+	NonVoting   bool   `json:"non_voting"`
+	// SQLite is this node's SQLite build (sqlite_source_id()); Engine its
+	// short ID carried by every command it proposes; Encoding the newest
+	// command encoding it reads. Every node of a cluster must agree on
+	// SQLite (a replica halts on a command from another build).
+	SQLite   string     `json:"sqlite_source_id"`
+	Engine   string     `json:"engine"`
+	Encoding int        `json:"command_encoding"`
+	Catalog  ShardState `json:"catalog"`
 	// NonVoters are the cluster's non-voting members (read through the
 	// catalog; empty when it could not be read in time).
 	NonVoters map[uint64]string `json:"non_voters,omitempty"`
@@ -52,7 +63,9 @@ type DBStatus struct {
 
 // Status reports the node's state.
 func (n *Node) Status() Status {
-	st := Status{ReplicaID: n.replicaID, RaftAddress: n.nh.RaftAddress(), Dir: n.cfg.Dir, NonVoting: n.id.NonVoting}
+	_, _, sourceID := sqlite3.Version()
+	st := Status{ReplicaID: n.replicaID, RaftAddress: n.nh.RaftAddress(), Dir: n.cfg.Dir, NonVoting: n.id.NonVoting,
+		SQLite: sourceID, Engine: fmt.Sprintf("%08x", statemachine.Engine), Encoding: command.Version}
 	shards := map[uint64]ShardState{}
 	if info := n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}); info != nil {
 		for _, s := range info.ShardInfoList {
