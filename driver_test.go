@@ -309,7 +309,10 @@ func TestManyDatabases(t *testing.T) {
 	// 150 raft replicas in one process: generous deadlines for slow (race) runs.
 	c.Params = "timeout=60s"
 	c.OpenAll("tenant00.db")
-	const n = 50
+	n := 50
+	if raceEnabled {
+		n = 10
+	}
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("tenant%02d.db", i)
 		db := c.Open(i%3, name)

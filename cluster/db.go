@@ -196,7 +196,11 @@ func (n *Node) retry(ctx context.Context, shardID uint64, op string, attempt fun
 			return fmt.Errorf("rsqlite: %s: %w", op, err)
 		}
 		if errors.Is(err, dragonboat.ErrTimeout) {
-			per = min(2*per, 5*time.Second)
+			// A proposal the leader never got (a dead leader, or a message
+			// dropped by a transport circuit breaker) is lost silently, so
+			// keep attempts short; a slow one that did commit answers the
+			// retry from its exactly-once record.
+			per = min(2*per, maxAttempt)
 		}
 		select {
 		case <-time.After(pause):
@@ -206,6 +210,9 @@ func (n *Node) retry(ctx context.Context, shardID uint64, op string, attempt fun
 		pause = min(2*pause, 100*time.Millisecond)
 	}
 }
+
+// maxAttempt caps one attempt of a proposal or read barrier.
+const maxAttempt = time.Second
 
 func retryable(err error) bool {
 	for _, e := range []error{

@@ -65,7 +65,7 @@ type Config struct {
 
 	// ProposeAttempt bounds the first attempt of a proposal or read barrier
 	// before it is retried (default 300ms, doubling on each timeout up to
-	// 5s). A proposal forwarded to a leader that just died is lost silently,
+	// 1s). A proposal forwarded to a leader that just died is lost silently,
 	// so this is also how long a write waits before trying the new leader. A
 	// retry is safe: commands carry request IDs.
 	ProposeAttempt time.Duration
@@ -380,6 +380,10 @@ func (n *Node) shardConfig(shardID uint64) config.Config {
 		CompactionOverhead: n.cfg.CompactionOverhead,
 		// Bounds the in-memory log and the size of one proposal.
 		MaxInMemLogSize: maxCommandSize * 4,
+		// An idle database stops heartbeating after ElectionRTT*10 ticks
+		// (and wakes on its next request), so a node with many databases
+		// does not spend its CPU on the idle ones.
+		Quiesce: true,
 	}
 	if shardID == catalogShardID {
 		c.SnapshotEntries, c.CompactionOverhead = 1000, 100

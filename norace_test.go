@@ -1,0 +1,5 @@
+//go:build !race
+
+package rsqlite_test
+
+const raceEnabled = false
