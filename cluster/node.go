@@ -380,10 +380,10 @@ func (n *Node) shardConfig(shardID uint64) config.Config {
 		CompactionOverhead: n.cfg.CompactionOverhead,
 		// Bounds the in-memory log and the size of one proposal.
 		MaxInMemLogSize: maxCommandSize * 4,
-		// An idle database stops heartbeating after ElectionRTT*10 ticks
-		// (and wakes on its next request), so a node with many databases
-		// does not spend its CPU on the idle ones.
-		Quiesce: true,
+		// Not Quiesce: with it, a group whose nodes all quiesced while
+		// partitioned without quorum stayed leaderless for seconds after the
+		// heal (faulttest liveness), and at a 10ms RTT it saved no CPU
+		// (dragonboat ticks quiesced replicas too).
 	}
 	if shardID == catalogShardID {
 		c.SnapshotEntries, c.CompactionOverhead = 1000, 100
