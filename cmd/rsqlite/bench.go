@@ -5,6 +5,7 @@ package main
 // to plain SQLite (WAL, synchronous=FULL). See issue 5 and the README.
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rsqlite/rsqlite/cluster"
@@ -32,6 +34,7 @@ type benchOpts struct {
 	w4conc    int
 	idle      time.Duration
 	rows      int
+	repeat    int
 	dir       string
 	via       string
 	rtt       time.Duration
@@ -79,6 +82,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOpts, error) {
 	fs.IntVar(&o.w4conc, "w4conc", 16, "W4: databases created concurrently")
 	fs.DurationVar(&o.idle, "idle", 30*time.Second, "W4: idle window over which CPU is measured")
 	fs.IntVar(&o.rows, "rows", 100000, "W3: rows in the table read")
+	fs.IntVar(&o.repeat, "repeat", 1, "run W1-W3 this many times, targets alternating, and report each row's median run")
 	fs.StringVar(&o.dir, "dir", "", "directory for all data (default: a temporary directory, removed afterwards); must be empty")
 	fs.StringVar(&o.via, "via", "leader", "rsqlite-3 clients use the leader's node or a follower's: leader|follower")
 	fs.DurationVar(&o.rtt, "rtt", 0, "raft RTT of every node (default: the library's)")
@@ -135,6 +139,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOpts, error) {
 		return nil, fmt.Errorf("bench: -w4conc must be in [1, 1024]")
 	case o.idle <= 0 || o.idle > time.Hour:
 		return nil, fmt.Errorf("bench: -idle must be in (0, 1h]")
+	case o.repeat < 1 || o.repeat > 20:
+		return nil, fmt.Errorf("bench: -repeat must be in [1, 20]")
 	case o.rows < 1 || o.rows > 10000000:
 		return nil, fmt.Errorf("bench: -rows must be in [1, 10000000]")
 	case o.via != "leader" && o.via != "follower":
@@ -168,7 +174,8 @@ type bencher struct {
 	log      io.Writer
 	base     string
 	machine  machineInfo
-	floor    latStats
+	floor    latStats        // over every floor measurement of the run
+	floorLat []time.Duration // their samples
 	results  []*result
 	w4       *w4Result
 	w5       *w5Result
@@ -180,6 +187,7 @@ func (b *bencher) progress(format string, a ...any) {
 }
 
 func bench(args []string, stdout, stderr io.Writer) (err error) {
+	stderr = &lockedWriter{w: stderr} // progress and logs come from many goroutines
 	o, err := parseBenchFlags(args, stderr)
 	if err != nil {
 		return err
@@ -189,6 +197,7 @@ func bench(args []string, stdout, stderr io.Writer) (err error) {
 		// cluster of W4 makes many); errors still show.
 		cluster.SetLogLevel(slog.LevelError + 4)
 		cluster.SetLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+		defer cluster.SetLogger(nil)
 	}
 	if o.rtt > 0 {
 		cluster.Defaults.RTT = o.rtt
@@ -254,6 +263,17 @@ func bench(args []string, stdout, stderr io.Writer) (err error) {
 	return nil
 }
 
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 func (b *bencher) fail(what string, err error) {
 	b.progress("%s failed: %v", what, err)
 	b.failures = append(b.failures, fmt.Sprintf("%s: %v", what, err))
@@ -261,23 +281,79 @@ func (b *bencher) fail(what string, err error) {
 
 // runSingleDB runs W1-W3 against every target, one target open at a time
 // so that an idle target's background work does not disturb another's
-// figures.
+// figures. With -repeat n the whole sequence runs n times (targets
+// alternating, so that a noisy minute hits every target alike) and each
+// row reports the run with the median rate.
 func (b *bencher) runSingleDB() error {
-	for _, key := range b.o.targets {
-		t, err := b.openTarget(key)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", key, err)
+	for round := 1; round <= b.o.repeat; round++ {
+		for _, key := range b.o.targets {
+			t, err := b.openTarget(key, round)
+			if err != nil {
+				return fmt.Errorf("open %s: %w", key, err)
+			}
+			b.progress("%s: open (%s)%s", key, t.desc, roundNote(round, b.o.repeat))
+			runErr := b.runWorkloads(t)
+			if err := t.close(); err != nil && runErr == nil {
+				runErr = fmt.Errorf("close %s: %w", key, err)
+			}
+			if runErr != nil {
+				return runErr
+			}
 		}
-		b.progress("%s: open (%s)", key, t.desc)
-		runErr := b.runWorkloads(t)
-		if err := t.close(); err != nil && runErr == nil {
-			runErr = fmt.Errorf("close %s: %w", key, err)
-		}
-		if runErr != nil {
-			return runErr
+		if round < b.o.repeat {
+			if err := b.measureFloor(); err != nil {
+				return err
+			}
 		}
 	}
+	if b.o.repeat > 1 {
+		b.results = medians(b.results)
+	}
 	return nil
+}
+
+func roundNote(round, of int) string {
+	if of == 1 {
+		return ""
+	}
+	return fmt.Sprintf(", round %d of %d", round, of)
+}
+
+// medians keeps, for each workload, target and concurrency, the run with
+// the median rate, noting every run's rate.
+func medians(all []*result) []*result {
+	type key struct {
+		wl, target string
+		conc       int
+	}
+	groups := map[key][]*result{}
+	var order []key
+	for _, r := range all {
+		k := key{r.Workload, r.Target, r.Conc}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	var out []*result
+	for _, k := range order {
+		g := groups[k]
+		rates := make([]string, len(g))
+		for i, r := range g {
+			rates[i] = fmt.Sprintf("%.0f", r.Rate)
+		}
+		slices.SortStableFunc(g, func(a, b *result) int { return cmp.Compare(a.Rate, b.Rate) })
+		m := *g[len(g)/2]
+		var errs int64
+		for _, r := range g {
+			errs += r.Errors
+		}
+		m.Errors = errs
+		m.Runs = len(g)
+		m.Note = strings.TrimPrefix(m.Note+"; runs: "+strings.Join(rates, "/"), "; ")
+		out = append(out, &m)
+	}
+	return out
 }
 
 func startProfiles(o *benchOpts) (func() error, error) {

@@ -37,10 +37,14 @@ func (b *bencher) computeRatios() {
 func (b *bencher) printTable(out io.Writer) {
 	fmt.Fprintf(out, "rsqlite bench: %d x %s, Linux %s, %s; %v per measurement\n",
 		b.machine.CPUs, b.machine.Model, b.machine.Kernel, b.machine.Go, b.o.duration)
-	fmt.Fprintf(out, "fdatasync floor (4 KiB write + fdatasync): p50 %.3f ms, p99 %.3f ms\n", ms(b.floor.p50), ms(b.floor.p99))
+	fmt.Fprintf(out, "fdatasync floor (4 KiB write + fdatasync): p50 %.3f ms, p99 %.3f ms (%d samples)\n", ms(b.floor.p50), ms(b.floor.p99), b.floor.n)
+	if b.o.repeat > 1 {
+		fmt.Fprintf(out, "W1-W3 ran %d times, targets alternating; each row is the run with the median rate (every run's rate in the note)\n", b.o.repeat)
+	}
 	fmt.Fprintf(out, "plain: go-sqlite3 WAL, writes through %s; rsqlite-3: 3 nodes on loopback in this process, clients on the %s's node\n",
 		map[string]string{"single": "one connection", "shared": "c connections"}[b.o.plainPool], b.o.via)
 	if len(b.results) > 0 {
+		fmt.Fprintln(out, "cpu_us/op: CPU time of the whole process (all three nodes for rsqlite-3) per call; a W2/W2m call is 100 rows")
 		fmt.Fprintln(out)
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "workload\ttarget\tconc\trate\tunit\tp50_ms\tp99_ms\tcpu_us/op\terrors\tvs_full\tnote")

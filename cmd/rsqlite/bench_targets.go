@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -95,8 +96,11 @@ func (b *bencher) measureFloor() error {
 		}
 		lat = append(lat, time.Since(t0))
 	}
-	b.floor = summarize(lat)
-	b.progress("fdatasync floor (4 KiB write + fdatasync): p50 %.3fms p99 %.3fms over %d", ms(b.floor.p50), ms(b.floor.p99), b.floor.n)
+	now := summarize(slices.Clone(lat))
+	b.floorLat = append(b.floorLat, lat...)
+	b.floor = summarize(slices.Clone(b.floorLat))
+	b.progress("fdatasync floor (4 KiB write + fdatasync): p50 %.3fms p99 %.3fms over %d (all so far: p50 %.3fms)",
+		ms(now.p50), ms(now.p99), now.n, ms(b.floor.p50))
 	return nil
 }
 
@@ -147,12 +151,16 @@ func (t *target) pool(c int) {
 
 const benchDB = "bench.db"
 
-func (b *bencher) openTarget(key string) (*target, error) {
+func (b *bencher) openTarget(key string, round int) (*target, error) {
 	t := &target{key: key}
+	dirName := key
+	if round > 1 {
+		dirName = fmt.Sprintf("%s-%d", key, round)
+	}
 	switch key {
 	case "plain-full", "plain-normal":
 		sync := strings.ToUpper(strings.TrimPrefix(key, "plain-"))
-		dir := filepath.Join(b.base, key)
+		dir := filepath.Join(b.base, dirName)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
@@ -180,7 +188,7 @@ func (b *bencher) openTarget(key string) (*target, error) {
 			t.desc += ", writes through c connections (busy_timeout)"
 		}
 	case "rsqlite-1":
-		dir := filepath.Join(b.base, key)
+		dir := filepath.Join(b.base, dirName)
 		path := filepath.Join(dir, benchDB)
 		t.rs = true
 		if err := openRS(t, "file:"+path, "file:"+path+"?consistency=stale"); err != nil {
@@ -189,7 +197,7 @@ func (b *bencher) openTarget(key string) (*target, error) {
 		t.desc = "rsqlite, one node, no peers"
 	case "rsqlite-3":
 		t.rs = true
-		nodes, err := newRSNodes(filepath.Join(b.base, key))
+		nodes, err := newRSNodes(filepath.Join(b.base, dirName))
 		if err != nil {
 			return nil, err
 		}

@@ -27,6 +27,7 @@ type result struct {
 	FirstError string  `json:"first_error,omitempty"`
 	Ratio      float64 `json:"ratio_to_plain_full,omitempty"`
 	NA         string  `json:"not_available,omitempty"`
+	Runs       int     `json:"runs,omitempty"` // with -repeat: the row is the median of this many`
 	Note       string  `json:"note,omitempty"`
 }
 
