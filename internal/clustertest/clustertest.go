@@ -9,8 +9,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -64,9 +67,27 @@ func New(t testing.TB, n int) *Cluster {
 	return c
 }
 
-// FreeAddr returns a loopback host:port that was free a moment ago.
+// FreeAddr returns a loopback host:port that was free a moment ago. Its
+// port is below the kernel's ephemeral range: between picking it and a node
+// binding it, no outgoing connection (of this or another test process) can
+// take it, which a kernel-assigned port does not guarantee.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				lo = v
+			}
+		}
+	}
+	for try := 0; lo > 12000 && try < 200; try++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(lo-10000))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
