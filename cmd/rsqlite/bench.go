@@ -189,6 +189,9 @@ func (b *bencher) progress(format string, a ...any) {
 func bench(args []string, stdout, stderr io.Writer) (err error) {
 	stderr = &lockedWriter{w: stderr} // progress and logs come from many goroutines
 	o, err := parseBenchFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
