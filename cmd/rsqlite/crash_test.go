@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,34 +25,13 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/rsqlite/rsqlite/internal/clustertest"
 )
 
-// crashSoak reports whether the long version runs (RSQLITE_SOAK=1).
-func crashSoak() bool { return os.Getenv("RSQLITE_SOAK") == "1" }
+func crashSoak() bool { return clustertest.Soak() }
 
-// crashSeed returns RSQLITE_SEED or a fresh seed, and makes a failure print
-// how to rerun the test with it.
-func crashSeed(t *testing.T) uint64 {
-	t.Helper()
-	s := uint64(time.Now().UnixNano())
-	if v := os.Getenv("RSQLITE_SEED"); v != "" {
-		var err error
-		if s, err = strconv.ParseUint(v, 10, 64); err != nil {
-			t.Fatalf("RSQLITE_SEED=%q: %v", v, err)
-		}
-	}
-	t.Logf("seed %d", s)
-	t.Cleanup(func() {
-		if t.Failed() {
-			env := ""
-			if crashSoak() {
-				env = "RSQLITE_SOAK=1 "
-			}
-			t.Logf("reproduce with: %sRSQLITE_SEED=%d go test -count=1 -run '^%s$' ./cmd/rsqlite/", env, s, t.Name())
-		}
-	})
-	return s
-}
+func crashSeed(t *testing.T) uint64 { return clustertest.Seed(t, "./cmd/rsqlite/") }
 
 // crashRestartNode starts old's node again: same name (with the
 // incarnation), data directory, addresses and flags. Like startNodeFor, the

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -14,32 +12,9 @@ import (
 	"github.com/rsqlite/rsqlite/internal/clustertest"
 )
 
-// soak reports whether the long versions run (RSQLITE_SOAK=1).
-func soak() bool { return os.Getenv("RSQLITE_SOAK") == "1" }
+func soak() bool { return clustertest.Soak() }
 
-// seed returns RSQLITE_SEED or a fresh seed, and makes a failure print how
-// to rerun the test with it.
-func seed(t *testing.T) uint64 {
-	t.Helper()
-	s := uint64(time.Now().UnixNano())
-	if v := os.Getenv("RSQLITE_SEED"); v != "" {
-		var err error
-		if s, err = strconv.ParseUint(v, 10, 64); err != nil {
-			t.Fatalf("RSQLITE_SEED=%q: %v", v, err)
-		}
-	}
-	t.Logf("seed %d", s)
-	t.Cleanup(func() {
-		if t.Failed() {
-			soakEnv := ""
-			if soak() {
-				soakEnv = "RSQLITE_SOAK=1 "
-			}
-			t.Logf("reproduce with: %sRSQLITE_SEED=%d go test -count=1 -run '^%s$' ./internal/faulttest/", soakEnv, s, t.Name())
-		}
-	})
-	return s
-}
+func seed(t *testing.T) uint64 { return clustertest.Seed(t, "./internal/faulttest/") }
 
 func newRand(s uint64, stream uint64) *rand.Rand { return rand.New(rand.NewPCG(s, stream)) }
 
