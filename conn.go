@@ -212,11 +212,13 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 		return execResult{c.lastInsertID, c.lastChanges}, nil
 	}
 	query = cutAtNUL(query)
-	if len(sqlclass.Split(query)) == 0 {
+	stmts := sqlclass.Split(query)
+	if len(stmts) == 0 {
 		return execResult{}, nil // nothing to run, as go-sqlite3 reports it
 	}
+	last := sqlclass.Keyword(stmts[len(stmts)-1])
 	if c.tx != nil {
-		return c.tx.exec(ctx, query, args)
+		return c.tx.exec(ctx, query, last, args)
 	}
 	if err := sqlclass.CheckWrite(query); err != nil {
 		return nil, err
@@ -225,7 +227,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if err != nil {
 		return nil, err
 	}
-	return c.noteWrite(query, res.LastInsertID, res.RowsAffected), nil
+	return c.noteWrite(last, res.LastInsertID, res.RowsAffected), nil
 }
 
 // noteWrite records a write's outcome in the connection's last_insert_rowid
@@ -233,15 +235,11 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 // connection: every entry starts with both at zero on the applier, so a
 // statement that inserts nothing reports the connection's previous rowid,
 // and one that is not INSERT, UPDATE or DELETE the previous change count.
-func (c *conn) noteWrite(query string, id, changes int64) execResult {
+// last is the keyword of the write's last statement.
+func (c *conn) noteWrite(last string, id, changes int64) execResult {
 	if id != 0 {
 		c.lastInsertID = id
 	}
-	stmts := sqlclass.Split(query)
-	if len(stmts) == 0 {
-		return execResult{} // go-sqlite3 reports zeros when nothing ran
-	}
-	last := sqlclass.Keyword(stmts[len(stmts)-1])
 	switch {
 	case last == "INSERT" || last == "UPDATE" || last == "DELETE" || last == "REPLACE",
 		last == "WITH" && changes != 0:

@@ -169,7 +169,8 @@ func (t *tx) usable() error {
 }
 
 // exec runs a write on the scratch transaction and records it.
-func (t *tx) exec(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+// last is the keyword of query's last statement (for noteWrite).
+func (t *tx) exec(ctx context.Context, query, last string, args []driver.NamedValue) (driver.Result, error) {
 	if t.readOnly {
 		return nil, errors.New("rsqlite: cannot write in a read-only transaction")
 	}
@@ -191,7 +192,7 @@ func (t *tx) exec(ctx context.Context, query string, args []driver.NamedValue) (
 	}
 	id, _ := res.LastInsertId()
 	n, _ := res.RowsAffected()
-	return t.c.noteWrite(query, id, n), nil
+	return t.c.noteWrite(last, id, n), nil
 }
 
 // record adds a statement that ran on the scratch transaction to the

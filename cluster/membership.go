@@ -176,7 +176,7 @@ func (n *Node) reconcileOnce(ctx context.Context, done map[uint64]uint64) {
 			continue
 		}
 		if err := n.reconcileDB(ctx, db, cat); err != nil {
-			n.log.Warn("rsqlite: bringing a database's members in line with the cluster", "db", db.name, "err", err)
+			n.log.Warn("rsqlite: bringing a database's members in line with the cluster", "db", db.name, "err", err.Error())
 			continue
 		}
 		done[db.shardID] = cat.ConfigChangeID
