@@ -219,3 +219,58 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// Joins sent to different members at the same time each get their own
+// replica ID: a change decided on a stale configuration is rejected by raft
+// and redone, never applied over another.
+func TestConcurrentJoinsThroughDifferentMembers(t *testing.T) {
+	c := clustertest.New(t, 3)
+	c.OpenAll("app.db")
+	const joins = 4
+	ids := make([]uint64, joins)
+	addrs := make([]string, joins)
+	var wg sync.WaitGroup
+	for i := range joins {
+		addrs[i] = clustertest.FreeAddr(t) // never started: non-voters do not count for quorum
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			id, err := cluster.Running(c.Nodes[i%3].Dir).AddNode(ctx, addrs[i], true)
+			if err != nil {
+				t.Errorf("join %s through node %d: %v", addrs[i], i%3, err)
+			}
+			ids[i] = id
+		}()
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, nonVoters, err := cluster.Running(c.Nodes[0].Dir).Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if nonVoters[id] != addrs[i] {
+			t.Errorf("join %d got replica %d, the catalog has %q there (non-voters %v)", i, id, nonVoters[id], nonVoters)
+		}
+	}
+	if len(nonVoters) != joins {
+		t.Errorf("catalog has %d non-voters, want %d: %v", len(nonVoters), joins, nonVoters)
+	}
+	// Removing two of them at once through different members works too.
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := cluster.Running(c.Nodes[i+1].Dir).RemoveNode(ctx, addrs[i]); err != nil {
+				t.Errorf("remove %s: %v", addrs[i], err)
+			}
+		}()
+	}
+	wg.Wait()
+	if _, nonVoters, err = cluster.Running(c.Nodes[0].Dir).Members(ctx); err != nil || len(nonVoters) != joins-2 {
+		t.Errorf("after removing two: non-voters %v, err %v", nonVoters, err)
+	}
+}

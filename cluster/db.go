@@ -96,7 +96,7 @@ func (db *DB) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 	start := time.Now()
 	var data []byte
 	attempts := 0
-	err := db.node.retry(ctx, db.shardID, "write to "+db.name, func(actx context.Context) error {
+	err := db.node.retry(ctx, db.shardID, "write to "+db.name, transferTime(len(cmd)), func(actx context.Context) error {
 		attempts++
 		r, err := db.node.nh.SyncPropose(actx, db.node.nh.GetNoOPSession(db.shardID), cmd)
 		data = r.Data
@@ -118,7 +118,7 @@ func (db *DB) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 func (db *DB) Barrier(ctx context.Context) error {
 	start := time.Now()
 	attempts := 0
-	err := db.node.retry(ctx, db.shardID, "read barrier on "+db.name, func(actx context.Context) error {
+	err := db.node.retry(ctx, db.shardID, "read barrier on "+db.name, 0, func(actx context.Context) error {
 		attempts++
 		_, err := db.node.nh.SyncRead(actx, db.shardID, nil)
 		return err
@@ -168,11 +168,15 @@ func (e *deadlineError) Timeout() bool { return true }
 // retry runs attempt with a bounded per-attempt context until it succeeds,
 // fails permanently, or ctx ends. Only errors after which the same request
 // may be sent again are retried; a duplicate is harmless by construction.
-func (n *Node) retry(ctx context.Context, shardID uint64, op string, attempt func(context.Context) error) error {
+// extra lengthens every attempt by the time the request's bytes need to
+// reach the followers and the disk: abandoning a large entry that is still
+// in flight only queues another copy of it behind the first.
+func (n *Node) retry(ctx context.Context, shardID uint64, op string, extra time.Duration, attempt func(context.Context) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		return fmt.Errorf("rsqlite: %s: context has no deadline", op)
 	}
-	per := n.cfg.ProposeAttempt
+	per := n.cfg.ProposeAttempt + extra
+	maxPer := maxAttempt + extra
 	pause := 2 * time.Millisecond
 	var last error
 	for {
@@ -200,7 +204,7 @@ func (n *Node) retry(ctx context.Context, shardID uint64, op string, attempt fun
 			// dropped by a transport circuit breaker) is lost silently, so
 			// keep attempts short; a slow one that did commit answers the
 			// retry from its exactly-once record.
-			per = min(2*per, maxAttempt)
+			per = min(2*per, maxPer)
 		}
 		select {
 		case <-time.After(pause):
@@ -213,6 +217,16 @@ func (n *Node) retry(ctx context.Context, shardID uint64, op string, attempt fun
 
 // maxAttempt caps one attempt of a proposal or read barrier.
 const maxAttempt = time.Second
+
+// transferTime is the extra time an attempt allows for a command of n
+// bytes: one second per MiB, a rate that slow disks and the race detector
+// still beat. Commands under 64 KiB get none.
+func transferTime(n int) time.Duration {
+	if n < 64<<10 {
+		return 0
+	}
+	return time.Duration(n) * time.Second / (1 << 20)
+}
 
 func retryable(err error) bool {
 	for _, e := range []error{

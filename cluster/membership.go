@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,9 +24,23 @@ import (
 // non-voting member) and returns its replica ID. Adding a node that is
 // already a member returns its ID. The node then starts with join=true and
 // receives every database from the reconcilers.
+//
+// Every change names the catalog configuration it was decided on, so two
+// joins sent to different members at once cannot both take the same replica
+// ID: the second is rejected by raft, re-reads the membership and picks the
+// next free ID.
 func (n *Node) AddNode(ctx context.Context, raftAddress string, nonVoting bool) (uint64, error) {
 	n.joinMu.Lock()
 	defer n.joinMu.Unlock()
+	for {
+		id, err := n.addNodeOnce(ctx, raftAddress, nonVoting)
+		if !errors.Is(err, errMembershipChanged) {
+			return id, err
+		}
+	}
+}
+
+func (n *Node) addNodeOnce(ctx context.Context, raftAddress string, nonVoting bool) (uint64, error) {
 	m, err := n.catalogMembership(ctx)
 	if err != nil {
 		return 0, err
@@ -56,11 +71,11 @@ func (n *Node) AddNode(ctx context.Context, raftAddress string, nonVoting bool) 
 		next = max(next, id) // removed IDs can never come back
 	}
 	next++
-	err = n.retry(ctx, catalogShardID, "add "+raftAddress+" to the catalog", func(actx context.Context) error {
+	err = n.retry(ctx, catalogShardID, "add "+raftAddress+" to the catalog", 0, func(actx context.Context) error {
 		if nonVoting {
-			return n.nh.SyncRequestAddNonVoting(actx, catalogShardID, next, raftAddress, 0)
+			return changeResult(n.nh.SyncRequestAddNonVoting(actx, catalogShardID, next, raftAddress, m.ConfigChangeID))
 		}
-		return n.nh.SyncRequestAddReplica(actx, catalogShardID, next, raftAddress, 0)
+		return changeResult(n.nh.SyncRequestAddReplica(actx, catalogShardID, next, raftAddress, m.ConfigChangeID))
 	})
 	if err != nil {
 		return 0, err
@@ -69,15 +84,42 @@ func (n *Node) AddNode(ctx context.Context, raftAddress string, nonVoting bool) 
 	return next, nil
 }
 
+// errMembershipChanged: a membership change was rejected because the
+// catalog's configuration moved on since it was read (another change, or
+// this one applied by an earlier attempt whose answer was lost).
+var errMembershipChanged = errors.New("rsqlite: cluster membership changed meanwhile")
+
+// changeResult turns raft's rejection of a stale configuration change into
+// errMembershipChanged, which retry does not repeat as is.
+func changeResult(err error) error {
+	if errors.Is(err, dragonboat.ErrRejected) {
+		return errMembershipChanged
+	}
+	return err
+}
+
 // RemoveNode removes the node at raftAddress from the cluster. Its replicas
 // are removed from every database group by the reconcilers; the data stays
 // on the remaining members. Stop the removed node's process afterwards.
 func (n *Node) RemoveNode(ctx context.Context, raftAddress string) error {
 	n.joinMu.Lock()
 	defer n.joinMu.Unlock()
+	var tried uint64 // replica ID an earlier attempt removed, maybe
+	for {
+		err := n.removeNodeOnce(ctx, raftAddress, &tried)
+		if !errors.Is(err, errMembershipChanged) {
+			return err
+		}
+	}
+}
+
+func (n *Node) removeNodeOnce(ctx context.Context, raftAddress string, tried *uint64) error {
 	m, err := n.catalogMembership(ctx)
 	if err != nil {
 		return err
+	}
+	if _, gone := m.Removed[*tried]; gone && *tried != 0 {
+		return nil // an earlier attempt did it; its answer was lost
 	}
 	var id uint64
 	for _, ids := range []map[uint64]string{m.Nodes, m.NonVotings} {
@@ -93,8 +135,9 @@ func (n *Node) RemoveNode(ctx context.Context, raftAddress string) error {
 	if len(m.Nodes) == 1 && m.Nodes[id] != "" {
 		return fmt.Errorf("rsqlite: %s is the last voting member", raftAddress)
 	}
-	err = n.retry(ctx, catalogShardID, "remove "+raftAddress+" from the catalog", func(actx context.Context) error {
-		return n.nh.SyncRequestDeleteReplica(actx, catalogShardID, id, 0)
+	*tried = id
+	err = n.retry(ctx, catalogShardID, "remove "+raftAddress+" from the catalog", 0, func(actx context.Context) error {
+		return changeResult(n.nh.SyncRequestDeleteReplica(actx, catalogShardID, id, m.ConfigChangeID))
 	})
 	if err == nil {
 		n.kickReconciler()
@@ -113,7 +156,7 @@ func (n *Node) Members(ctx context.Context) (voters, nonVoters map[uint64]string
 
 func (n *Node) catalogMembership(ctx context.Context) (*dragonboat.Membership, error) {
 	var m *dragonboat.Membership
-	err := n.retry(ctx, catalogShardID, "read cluster membership", func(actx context.Context) (err error) {
+	err := n.retry(ctx, catalogShardID, "read cluster membership", 0, func(actx context.Context) (err error) {
 		m, err = n.nh.SyncGetShardMembership(actx, catalogShardID)
 		return err
 	})

@@ -540,7 +540,7 @@ func (n *Node) Open(ctx context.Context, name string) (*DB, error) {
 // any node before this call is found.
 func (n *Node) lookup(ctx context.Context, name string) (dbInfo, bool, error) {
 	var res lookupResult
-	err := n.retry(ctx, catalogShardID, "look up database "+name, func(actx context.Context) error {
+	err := n.retry(ctx, catalogShardID, "look up database "+name, 0, func(actx context.Context) error {
 		v, err := n.nh.SyncRead(actx, catalogShardID, name)
 		if err == nil {
 			res = v.(lookupResult)
@@ -559,7 +559,7 @@ func (n *Node) create(ctx context.Context, name string) error {
 	}
 	members := m.Nodes
 	cmd, _ := json.Marshal(catalogCommand{Op: "create", Name: name, Members: members})
-	return n.retry(ctx, catalogShardID, "create database "+name, func(actx context.Context) error {
+	return n.retry(ctx, catalogShardID, "create database "+name, 0, func(actx context.Context) error {
 		r, err := n.nh.SyncPropose(actx, n.nh.GetNoOPSession(catalogShardID), cmd)
 		if err == nil && r.Value == 0 {
 			return fmt.Errorf("rsqlite: catalog refused to create %s: %s", name, r.Data)
