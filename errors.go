@@ -14,12 +14,21 @@ import (
 
 // Errors a call can end with besides SQLite's own. A write that ends with
 // ErrNoQuorum or ErrTimeout may or may not have been applied; read it back
-// before retrying anything that is not idempotent.
+// before retrying anything that is not idempotent. ErrDiskFault: this
+// node's disk is full or failing; a *DiskFaultError was refused before
+// anything was proposed (safe to retry), a timeout that also matches
+// ErrDiskFault was in flight when the disk failed (outcome unknown).
 var (
-	ErrNoQuorum = cluster.ErrNoQuorum
-	ErrTimeout  = cluster.ErrTimeout
-	ErrClosed   = cluster.ErrClosed
+	ErrNoQuorum  = cluster.ErrNoQuorum
+	ErrTimeout   = cluster.ErrTimeout
+	ErrClosed    = cluster.ErrClosed
+	ErrDiskFault = cluster.ErrDiskFault
 )
+
+// DiskFaultError refuses a write or linearizable read up front because this
+// node's raft log or SQLite file cannot be written (see cluster). errors.As
+// to a sqlite3.Error gives SQLITE_FULL for a full disk, SQLITE_IOERR else.
+type DiskFaultError = cluster.DiskFaultError
 
 // sqliteErrorLayout mirrors sqlite3.Error, whose message field is
 // unexported. Setting it lets callers get a genuine sqlite3.Error (type

@@ -88,10 +88,13 @@ func conflictError(msg string) *ConflictError {
 var errTxAborted = "rsqlite: transaction conflict: another write was applied on this node while the transaction was open; retry the transaction"
 
 // IsRetryable reports whether err means the operation did not happen and
-// may simply be run again: a transaction conflict, or a busy database.
+// may simply be run again: a transaction conflict, a busy database, or a
+// write refused because this node's disk is failing (retry on another
+// node, or here once the disk is fixed).
 func IsRetryable(err error) bool {
 	var ce *ConflictError
-	return errors.As(err, &ce) || errors.Is(err, sqlite3.ErrBusy)
+	var de *DiskFaultError
+	return errors.As(err, &ce) || errors.Is(err, sqlite3.ErrBusy) || errors.As(err, &de)
 }
 
 func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {

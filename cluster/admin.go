@@ -40,6 +40,8 @@ type Status struct {
 	// catalog; empty when it could not be read in time).
 	NonVoters map[uint64]string `json:"non_voters,omitempty"`
 	Databases []DBStatus        `json:"databases"`
+	// DiskFault says why this node's raft log cannot be written now, if so.
+	DiskFault string `json:"disk_fault,omitempty"`
 }
 
 // ShardState is one raft group as the node sees it.
@@ -59,6 +61,8 @@ type DBStatus struct {
 	Applied   uint64 `json:"applied_index"`
 	SizeBytes int64  `json:"size_bytes"` // the SQLite file and its WAL
 	Ready     bool   `json:"ready"`
+	// DiskFault says why committed writes cannot be applied here now.
+	DiskFault string `json:"disk_fault,omitempty"`
 }
 
 // Status reports the node's state.
@@ -78,6 +82,9 @@ func (n *Node) Status() Status {
 		}
 	}
 	st.Catalog = shards[catalogShardID]
+	if f := n.disk.Fault(); f != nil {
+		st.DiskFault = f.Error()
+	}
 	n.mu.Lock()
 	dbs := make([]*DB, 0, len(n.dbs))
 	for _, db := range n.dbs {
@@ -93,6 +100,9 @@ func (n *Node) Status() Status {
 		case <-db.sm.Ready():
 			ds.Ready = true
 			ds.Applied = db.sm.Applied()
+			if f := db.sm.Fault(); f != nil {
+				ds.DiskFault = f.Error()
+			}
 		default:
 		}
 		for _, p := range []string{db.Path(), db.Path() + "-wal"} {
@@ -110,6 +120,15 @@ func (n *Node) Status() Status {
 // have a leader and their local replicas are open, else what is missing.
 func (n *Node) Ready() error {
 	st := n.Status()
+	// A disk fault first: it is what an operator must act on.
+	if st.DiskFault != "" {
+		return errors.New(st.DiskFault)
+	}
+	for _, d := range st.Databases {
+		if d.DiskFault != "" {
+			return fmt.Errorf("database %s: %s", d.Name, d.DiskFault)
+		}
+	}
 	if st.Catalog.LeaderID == 0 {
 		return errors.New("the catalog has no leader")
 	}
@@ -127,7 +146,7 @@ func (n *Node) Ready() error {
 // AdminHandler serves the node's admin API:
 //
 //	GET  /status              the node and its databases, as JSON (Status)
-//	GET  /readyz              200 when every group has a leader, else 503
+//	GET  /readyz              200 when every group has a leader and the disk takes writes, else 503
 //	GET  /metrics             Prometheus metrics
 //	POST /join                {"raft_address": "...", "non_voting": false} -> {"replica_id": N}
 //	POST /remove              {"raft_address": "..."}

@@ -91,6 +91,10 @@ func (db *DB) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 	if len(cmd) > maxCommandSize {
 		return nil, fmt.Errorf("rsqlite: command of %d bytes is larger than the %d byte limit", len(cmd), maxCommandSize)
 	}
+	if cause := db.diskFault(); cause != nil {
+		db.node.metrics.proposalErrors.WithLabelValues(db.name).Inc()
+		return nil, &DiskFaultError{Op: "write to " + db.name, Cause: cause}
+	}
 	m := db.node.metrics
 	m.proposals.WithLabelValues(db.name).Inc()
 	start := time.Now()
@@ -116,6 +120,9 @@ func (db *DB) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 // Barrier returns once the local replica has applied every entry committed
 // before the call (a raft ReadIndex): a local read after it is linearizable.
 func (db *DB) Barrier(ctx context.Context) error {
+	if cause := db.diskFault(); cause != nil {
+		return &DiskFaultError{Op: "read barrier on " + db.name, Cause: cause}
+	}
 	start := time.Now()
 	attempts := 0
 	err := db.node.retry(ctx, db.shardID, "read barrier on "+db.name, 0, func(actx context.Context) error {
@@ -149,18 +156,24 @@ var (
 
 // deadlineError wraps ErrNoQuorum or ErrTimeout with context.
 type deadlineError struct {
-	kind error
-	op   string
-	last error
+	kind  error
+	op    string
+	last  error
+	cause error // a disk fault of this node seen meanwhile, if any
 }
 
 func (e *deadlineError) Error() string {
+	if e.cause != nil {
+		return fmt.Sprintf("%v: %s: the outcome is unknown: this node cannot write to its disk: %v", e.kind, e.op, e.cause)
+	}
 	return fmt.Sprintf("%v: %s (last raft error: %v)", e.kind, e.op, e.last)
 }
 
 func (e *deadlineError) Is(target error) bool {
-	return target == e.kind || target == context.DeadlineExceeded
+	return target == e.kind || target == context.DeadlineExceeded || e.cause != nil && target == ErrDiskFault
 }
+
+func (e *deadlineError) Unwrap() error { return e.cause }
 
 // Timeout lets callers that test net.Error-style timeouts see one.
 func (e *deadlineError) Timeout() bool { return true }
@@ -195,6 +208,11 @@ func (n *Node) retry(ctx context.Context, shardID uint64, op string, extra time.
 		}
 		if ctx.Err() != nil || errors.Is(err, dragonboat.ErrInvalidDeadline) {
 			return n.deadline(shardID, op, last)
+		}
+		if cause := n.diskFault(shardID); cause != nil {
+			// The disk failed while this attempt was in flight: its
+			// outcome is unknown, so say so rather than wait it out.
+			return &deadlineError{kind: ErrTimeout, op: op, last: last, cause: cause}
 		}
 		if !retryable(err) {
 			return fmt.Errorf("rsqlite: %s: %w", op, err)
@@ -244,6 +262,9 @@ func retryable(err error) bool {
 // deadline builds the error for an operation whose deadline passed: no
 // quorum if the group has no leader this node knows of, else a timeout.
 func (n *Node) deadline(shardID uint64, op string, last error) error {
+	if cause := n.diskFault(shardID); cause != nil {
+		return &deadlineError{kind: ErrTimeout, op: op, last: last, cause: cause}
+	}
 	kind := ErrTimeout
 	if _, _, ok, err := n.nh.GetLeaderID(shardID); err == nil && !ok {
 		kind = ErrNoQuorum

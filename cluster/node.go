@@ -18,7 +18,9 @@ import (
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
 	sm "github.com/lni/dragonboat/v4/statemachine"
+	"github.com/lni/vfs"
 
+	"github.com/rsqlite/rsqlite/internal/raftdisk"
 	"github.com/rsqlite/rsqlite/statemachine"
 )
 
@@ -102,6 +104,7 @@ func (c *Config) setDefaults() {
 type Node struct {
 	cfg       Config
 	nh        *dragonboat.NodeHost
+	disk      *raftdisk.FS // under the raft log; reports stalled writes
 	id        identity
 	replicaID uint64
 	catalog   *catalogSM
@@ -273,12 +276,13 @@ func start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	local := len(cfg.Peers) == 0 && strings.HasPrefix(id.RaftAddress, "local-")
+	disk := raftdisk.New(vfs.Default)
 	nhc := config.NodeHostConfig{
 		ListenAddress:  ListenAddressHook(id.RaftAddress),
 		NodeHostDir:    filepath.Join(cfg.metaDir(), "raft"),
 		RTTMillisecond: uint64(max(cfg.RTT.Milliseconds(), 1)),
 		RaftAddress:    id.RaftAddress,
-		Expert:         config.ExpertConfig{LogDB: config.GetTinyMemLogDBConfig()},
+		Expert:         config.ExpertConfig{LogDB: config.GetTinyMemLogDBConfig(), FS: raftdisk.Wrap(disk)},
 	}
 	if local {
 		nhc.Expert.TransportFactory = localTransport{}
@@ -297,6 +301,7 @@ func start(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:       cfg,
 		nh:        nh,
+		disk:      disk,
 		id:        id,
 		replicaID: id.ReplicaID,
 		metrics:   newMetrics(),
@@ -492,6 +497,21 @@ func (n *Node) stop() {
 	n.cancel()
 	close(n.done)
 	n.wg.Wait()
+	n.closeNodeHost()
+}
+
+// closeNodeHost stops dragonboat. After a failed fsync of the raft log its
+// log store reports that error again on close, and dragonboat panics with
+// it; the node already refuses work for that reason, so closing it (to
+// restart) must not take the process down.
+func (n *Node) closeNodeHost() {
+	if f := n.disk.Fault(); f != nil && f.Fatal {
+		defer func() {
+			if r := recover(); r != nil {
+				n.log.Error("rsqlite: raft log closed with an error after a failed fsync", "dir", n.cfg.Dir, "err", r)
+			}
+		}()
+	}
 	n.nh.Close()
 }
 

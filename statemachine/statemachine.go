@@ -81,6 +81,7 @@ type SM struct {
 	locals       localTxs
 	// snapshotsReceived counts RecoverFromSnapshot calls that completed.
 	snapshotsReceived atomic.Uint64
+	fault             atomic.Pointer[ApplyFault] // set while Update waits out an environmental error
 	ready             chan struct{}
 	readyOnce         sync.Once
 }
@@ -247,11 +248,15 @@ func (s *SM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 	// ROLLBACK, RAISE(ROLLBACK)): on the retry they are recorded as failed
 	// without running them again.
 	var lost map[uint64]*command.Error
+	var stalled *ApplyFault
 	backoff := 50 * time.Millisecond
 	start := time.Now()
 	for {
 		err := s.applyBatch(ents, lost)
 		if err == nil {
+			if stalled != nil {
+				s.fault.Store(nil)
+			}
 			s.opts.Observer.Applied(len(ents), time.Since(start))
 			return ents, nil
 		}
@@ -270,6 +275,11 @@ func (s *SM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 		}
 		// Environmental (disk full, I/O): not the entry's fault, so no
 		// outcome is recorded; wait and retry the same batch.
+		if stalled == nil {
+			stalled = &ApplyFault{Path: s.opts.Path, Since: time.Now()}
+		}
+		stalled = &ApplyFault{Path: s.opts.Path, Since: stalled.Since, Err: err}
+		s.fault.Store(stalled)
 		s.log.Error("rsqlite: applying entries failed; retrying", "db", s.opts.Path, "err", err, "retry_in", backoff)
 		select {
 		case <-s.stopc:
@@ -279,6 +289,24 @@ func (s *SM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 		backoff = min(2*backoff, 5*time.Second)
 	}
 }
+
+// ApplyFault describes entries that cannot be applied now because of this
+// node's environment (a full or failing disk): Update waits and retries them
+// until they apply, and Fault reports why meanwhile.
+type ApplyFault struct {
+	Path  string
+	Since time.Time
+	Err   error // the last error, usually a sqlite3.Error (SQLITE_FULL, SQLITE_IOERR)
+}
+
+func (f *ApplyFault) Error() string {
+	return fmt.Sprintf("applying writes to %s failing since %s: %v", f.Path, f.Since.Format(time.RFC3339), f.Err)
+}
+
+func (f *ApplyFault) Unwrap() error { return f.Err }
+
+// Fault returns why committed entries cannot be applied now, or nil.
+func (s *SM) Fault() *ApplyFault { return s.fault.Load() }
 
 // txnLostError reports that an entry's statements ended the whole
 // transaction; the batch is retried with that entry marked failed.

@@ -1,9 +1,9 @@
 package main
 
 // Crash test (issue 6, check 5): rsqlite node processes are SIGKILLed and
-// restarted from their data directories under write load; no acknowledged
-// write may be lost or applied twice, and every node catches up and ends
-// with the same rows.
+// restarted from their data directories, or paused with SIGSTOP and resumed
+// with SIGCONT, under write load; no acknowledged write may be lost or
+// applied twice, and every node catches up and ends with the same rows.
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,6 +78,14 @@ func crashKill(t *testing.T, p *nodeProc) {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s still running 10s after SIGKILL", p.name)
+	}
+}
+
+// crashSignal sends sig (SIGSTOP, SIGCONT) to p.
+func crashSignal(t *testing.T, p *nodeProc, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("%v %s: %v", sig, p.name, err)
 	}
 }
 
@@ -243,7 +252,8 @@ type crashLog struct {
 	slow    []crashErr // acknowledged writes that took over 250ms (err empty)
 }
 
-// crashWindow is when a node was down: from its SIGKILL until its /readyz.
+// crashWindow is when a node was down: from its SIGKILL (or SIGSTOP) until
+// its /readyz after the restart (or SIGCONT).
 type crashWindow struct {
 	node        string
 	kill, ready time.Time
@@ -253,10 +263,16 @@ type crashWindow struct {
 // test process as a non-voting application node. Four writers insert
 // unique (writer, seq) keys while, each round, a random voter is SIGKILLed,
 // restarted 0-500ms later from its data directory, and must be ready
-// within 30s and catch up. Afterwards every voter reaches the same applied
-// index, every acknowledged key is present exactly once, and each voter's
-// backup has the same rows (same SHA-256 of an ordered dump) and passes
-// integrity_check. 5 rounds by default, 20 with RSQLITE_SOAK=1;
+// within 30s and catch up. Every third round pauses a voter instead: SIGSTOP
+// for 1-3s, then SIGCONT (the leader of the database in every other pause
+// round, the first included; a random voter in the others), and it too must
+// be ready within 30s and catch up: a paused process keeps its connections,
+// its clock stops, and it resumes with a stale view (a paused leader still
+// believes it leads) and stale messages in its socket buffers. Afterwards
+// every voter reaches the same applied index, every acknowledged key is
+// present exactly once, and each voter's backup has the same rows (same
+// SHA-256 of an ordered dump) and passes integrity_check. 5 rounds (4
+// kills, 1 pause) by default, 20 (14 kills, 6 pauses) with RSQLITE_SOAK=1;
 // RSQLITE_SEED reruns a schedule.
 func TestCrashSIGKILL(t *testing.T) {
 	rsqliteBinary(t) // skips under -short
@@ -332,29 +348,66 @@ func TestCrashSIGKILL(t *testing.T) {
 		return acked.Load() >= 20, fmt.Sprint(acked.Load(), " acknowledged")
 	})
 
-	// Rounds of SIGKILL and restart.
+	// Rounds of SIGKILL and restart, every third one a SIGSTOP and SIGCONT.
 	var windows []crashWindow
 	var worstReady, worstCatchUp time.Duration
-	leaderKills := 0
+	kills, pauses, leaderKills, leaderPauses := 0, 0, 0, 0
+	paused := make([]int, 3) // pauses per node
 	for r := 1; r <= rounds; r++ {
+		pauseRound := r%3 == 0
 		i := rng.IntN(3)
-		pause := time.Duration(rng.IntN(501)) * time.Millisecond
+		var down time.Duration // kill: until the restart; pause: until SIGCONT
+		if pauseRound {
+			down = time.Duration(1000+rng.IntN(2001)) * time.Millisecond
+			if pauses%2 == 0 { // the leader in every other pause round
+				for j, a := range admin {
+					if d, ok := crashTryDB(a, dbName); ok && d.IsLeader {
+						i = j
+						break
+					}
+				}
+			}
+		} else {
+			down = time.Duration(rng.IntN(501)) * time.Millisecond
+		}
 		old := nodes[i]
 		role := "follower of " + dbName
 		was, _ := crashTryDB(admin[i], dbName)
 		if was.IsLeader {
-			role, leaderKills = "leader of "+dbName, leaderKills+1
+			role = "leader of " + dbName
+			if pauseRound {
+				leaderPauses++
+			} else {
+				leaderKills++
+			}
 		}
 		if was.Catalog == raft[i] {
 			role += ", catalog leader"
 		}
-		kill := time.Now()
-		crashKill(t, old)
-		time.Sleep(pause)
-		incarnations[i]++
 		base := specs[i].name
-		nodes[i] = crashRestartNode(t, old, base, incarnations[i], args)
-		ready := crashReadyz(t, nodes[i], 30*time.Second)
+		kill := time.Now()
+		var ready time.Duration
+		what, how := "SIGKILL", fmt.Sprintf("restarted after %v", down)
+		if pauseRound {
+			what = "SIGSTOP"
+			crashSignal(t, old, syscall.SIGSTOP)
+			time.Sleep(down)
+			crashSignal(t, old, syscall.SIGCONT)
+			paused[i]++
+			pauses++
+			// What it believes as it wakes (it may have moved on by the
+			// time /status answers).
+			woke, _ := crashTryDB(admin[i], dbName)
+			how = fmt.Sprintf("SIGCONT after %v (then it saw leader %s term %d)", down, crashNodeName(raft, woke.Leader), woke.Term)
+			ready = crashReadyz(t, old, 30*time.Second)
+		} else {
+			crashKill(t, old)
+			kills++
+			time.Sleep(down)
+			incarnations[i]++
+			nodes[i] = crashRestartNode(t, old, base, incarnations[i], args)
+			ready = crashReadyz(t, nodes[i], 30*time.Second)
+		}
 		windows = append(windows, crashWindow{node: base, kill: kill, ready: time.Now()})
 		worstReady = max(worstReady, ready)
 
@@ -381,7 +434,7 @@ func TestCrashSIGKILL(t *testing.T) {
 		worstCatchUp = max(worstCatchUp, catchUp)
 		// And the writers go on.
 		before := acked.Load()
-		waitFor(t, 10*time.Second, "writes after the restart of "+base, func() (bool, string) {
+		waitFor(t, 10*time.Second, "writes after the "+what+" of "+base, func() (bool, string) {
 			return acked.Load() >= before+20, fmt.Sprintf("%d acknowledged, %d when it had caught up", acked.Load(), before)
 		})
 		now, _ := crashTryDB(admin[(i+1)%3], dbName) // a survivor's view
@@ -394,8 +447,8 @@ func TestCrashSIGKILL(t *testing.T) {
 			}
 		}
 		log.mu.Unlock()
-		t.Logf("round %d: SIGKILL %s (%s; %s), writes stalled up to %v, restarted after %v, ready in %v, caught up to index %d (read in %v; now at %d) in %v; %d writes acknowledged so far",
-			r, base, role, leaders, stall.Round(time.Millisecond), pause, ready.Round(time.Millisecond), target, statusTook.Round(time.Millisecond), applied, catchUp.Round(time.Millisecond), acked.Load())
+		t.Logf("round %d: %s %s (%s; %s), writes stalled up to %v, %s, ready in %v, caught up to index %d (read in %v; now at %d) in %v; %d writes acknowledged so far",
+			r, what, base, role, leaders, stall.Round(time.Millisecond), how, ready.Round(time.Millisecond), target, statusTook.Round(time.Millisecond), applied, catchUp.Round(time.Millisecond), acked.Load())
 	}
 	roundsTook := time.Since(t0)
 	stopWriters()
@@ -481,8 +534,8 @@ func TestCrashSIGKILL(t *testing.T) {
 	}
 
 	// Failed writes: their outcome, and only while a node was down (the call
-	// overlapped the time from a SIGKILL to the restarted node's /readyz,
-	// plus a second).
+	// overlapped the time from a SIGKILL or SIGSTOP to the node's /readyz
+	// after its restart or SIGCONT, plus a second).
 	failedApplied := 0
 	var outside []string
 	for _, f := range log.failed {
@@ -545,8 +598,8 @@ func TestCrashSIGKILL(t *testing.T) {
 		t.Errorf("the voters' backups differ: rows %v, SHA-256 %v", counts, sums)
 	}
 
-	t.Logf("%d rounds of SIGKILL (kills per node %v, %d of %s's leader); %d acknowledged writes, lost %d, duplicated %d; %d writes failed (%d of them applied), %d rows; slowest write %v, slowest ready %v, slowest catch-up %v",
-		rounds, incarnations, leaderKills, dbName, len(log.acked), len(lost), duplicated, len(log.failed), failedApplied, total,
+	t.Logf("%d rounds: %d SIGKILL (per node %v, %d of %s's leader), %d SIGSTOP (per node %v, %d of the leader); %d acknowledged writes, lost %d, duplicated %d; %d writes failed (%d of them applied), %d rows; slowest write %v, slowest ready %v, slowest catch-up %v",
+		rounds, kills, incarnations, leaderKills, dbName, pauses, paused, leaderPauses, len(log.acked), len(lost), duplicated, len(log.failed), failedApplied, total,
 		log.slowest.Round(time.Millisecond), worstReady.Round(time.Millisecond), worstCatchUp.Round(time.Millisecond))
 	t.Logf("slowest /status: %v (%s)", crashSlowestStatus.d.Round(time.Millisecond), crashSlowestStatus.where)
 	t.Logf("every voter: %d rows, SHA-256 %s, integrity ok; rounds took %v, the whole test %v",

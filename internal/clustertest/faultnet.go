@@ -36,14 +36,18 @@ import (
 // every group. A connection whose sender cannot be identified is refused,
 // so a partition never leaks. The proxy reads the first frame, decides,
 // then forwards that frame and the rest of the stream unchanged (the reverse
-// direction carries only dragonboat's close acknowledgement).
+// direction carries only dragonboat's close acknowledgement), in chunks
+// that it can hold back while either end is paused (pause.go).
 //
 // A link from i to j is blocked when a partition puts i and j in different
 // groups (or Block(i, j) was called). Blocking a link closes every proxied
 // connection on it at once, so raft notices without waiting for a timeout,
-// and refuses new ones until Heal. Everything binds 127.0.0.1 only, and
-// every goroutine ends when the Net closes (registered with t.Cleanup, so
-// before the cluster's nodes stop).
+// and refuses new ones until Heal. Pausing a node (Pause, Resume) instead
+// keeps its connections open and holds their bytes, delivering them late
+// on Resume, as peers see a SIGSTOPped process; Heal also resumes every
+// paused node. Everything binds 127.0.0.1 only, and every goroutine ends
+// when the Net closes (registered with t.Cleanup, so before the cluster's
+// nodes stop): a held copy wakes when its connection or the Net closes.
 
 // listenAddrs maps a raft address to the address its node binds instead.
 var listenAddrs sync.Map
@@ -68,12 +72,15 @@ type Net struct {
 
 	mu      sync.Mutex
 	blocked [][]bool // blocked[from][to]
+	paused  []bool
+	cond    *sync.Cond // on mu: a pause ended or a connection closed
 	conns   map[*proxyConn]struct{}
 	closed  bool
 	done    chan struct{} // closed by Close
 	wg      sync.WaitGroup
 
 	accepted, refused, cut, unknown atomic.Int64
+	pauses, held, heldBytes         atomic.Int64
 }
 
 type proxy struct {
@@ -102,6 +109,8 @@ func NewWithNet(t testing.TB, n int) (*Cluster, *Net) {
 	})
 	c := New(t, n)
 	fn := &Net{t: t, n: n, byAddr: map[string]int{}, byRepl: map[uint64]int{}, conns: map[*proxyConn]struct{}{}, done: make(chan struct{})}
+	fn.cond = sync.NewCond(&fn.mu)
+	fn.paused = make([]bool, n)
 	fn.blocked = make([][]bool, n)
 	for i := range fn.blocked {
 		fn.blocked[i] = make([]bool, n)
@@ -174,8 +183,13 @@ func (fn *Net) Block(from, to int) {
 	fn.mu.Unlock()
 }
 
-// Heal restores every link.
-func (fn *Net) Heal() { fn.set(func(int, int) bool { return false }) }
+// Heal restores every link and resumes every paused node.
+func (fn *Net) Heal() {
+	fn.set(func(int, int) bool { return false })
+	fn.mu.Lock()
+	fn.resumeAllLocked()
+	fn.mu.Unlock()
+}
 
 // Blocked reports whether the link from node from to node to is cut.
 func (fn *Net) Blocked(from, to int) bool {
@@ -186,16 +200,26 @@ func (fn *Net) Blocked(from, to int) bool {
 
 // NetStats counts proxied connections: accepted and forwarded, refused
 // because their link was blocked, cut by a partition, and refused because
-// the sender could not be identified.
-type NetStats struct{ Accepted, Refused, Cut, Unidentified int64 }
+// the sender could not be identified; and pauses: how many times a node was
+// paused, and the proxy writes (and their bytes) that waited for a pause to
+// end and were delivered late. What queued behind them in socket buffers is
+// late too, but not counted.
+type NetStats struct {
+	Accepted, Refused, Cut, Unidentified int64
+	Pauses, Held, HeldBytes              int64
+}
 
 func (s NetStats) String() string {
-	return fmt.Sprintf("%d connections forwarded, %d refused, %d cut, %d unidentified", s.Accepted, s.Refused, s.Cut, s.Unidentified)
+	return fmt.Sprintf("%d connections forwarded, %d refused, %d cut, %d unidentified; %d pauses, %d writes (%d bytes) held and delivered late",
+		s.Accepted, s.Refused, s.Cut, s.Unidentified, s.Pauses, s.Held, s.HeldBytes)
 }
 
 // Stats returns the connection counters.
 func (fn *Net) Stats() NetStats {
-	return NetStats{fn.accepted.Load(), fn.refused.Load(), fn.cut.Load(), fn.unknown.Load()}
+	return NetStats{
+		Accepted: fn.accepted.Load(), Refused: fn.refused.Load(), Cut: fn.cut.Load(), Unidentified: fn.unknown.Load(),
+		Pauses: fn.pauses.Load(), Held: fn.held.Load(), HeldBytes: fn.heldBytes.Load(),
+	}
 }
 
 func (fn *Net) set(blocked func(from, to int) bool) {
@@ -224,6 +248,7 @@ func (fn *Net) closeConnLocked(pc *proxyConn) {
 		return
 	}
 	pc.closed = true
+	fn.cond.Broadcast() // a copy held by a pause gives up
 	pc.in.Close()
 	if pc.out != nil {
 		pc.out.Close()
@@ -372,15 +397,15 @@ func (p *proxy) handle(in net.Conn) {
 	fn.accepted.Add(1)
 
 	// Each direction closes both sides when it ends, which ends the other.
+	// A connection to or from a paused node is forwarded too, but its first
+	// frame waits in pipe with the rest until the pause ends.
 	fn.wg.Add(1)
 	go func() {
 		defer fn.wg.Done()
-		if _, err := out.Write(frame); err == nil {
-			io.Copy(out, in)
-		}
+		fn.pipe(pc, out, in, frame)
 		fn.drop(pc)
 	}()
-	io.Copy(in, out)
+	fn.pipe(pc, in, out, nil)
 	fn.drop(pc)
 }
 

@@ -50,12 +50,11 @@ typedef struct detconn {
 
 #define REAL(p) (((detvfs *)(p))->pReal)
 
+/* Files are wrapped only so tests can inject disk faults (detfile.c); with
+** none registered the wrapper just forwards to the real file. */
 static int dOpen(sqlite3_vfs *p, sqlite3_filename zName, sqlite3_file *pFile,
                  int flags, int *pOutFlags) {
-  /* Files are not wrapped: the real VFS fills in SQLite's file object (its
-  ** size is pReal->szOsFile) with its own io methods, so WAL/shm work as-is.
-  ** unixOpen reads pVfs->pAppData, hence pReal and not the shim. */
-  return REAL(p)->xOpen(REAL(p), zName, pFile, flags, pOutFlags);
+  return detfile_open(REAL(p), zName, pFile, flags, pOutFlags);
 }
 static int dDelete(sqlite3_vfs *p, const char *z, int syncDir) {
   return REAL(p)->xDelete(REAL(p), z, syncDir);
@@ -142,7 +141,7 @@ detvfs *detvfs_new(const char *zName, int *pRc) {
   d->pReal = pReal;
   d->jdMs = -1;
   d->base.iVersion = 3;
-  d->base.szOsFile = pReal->szOsFile;
+  d->base.szOsFile = detfile_size(pReal);
   d->base.mxPathname = pReal->mxPathname;
   d->base.zName = d->zName;
   d->base.pAppData = 0;

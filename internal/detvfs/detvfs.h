@@ -33,4 +33,16 @@ int detvfs_nconn(detvfs *d);
 
 void detvfs_set_trusted(detvfs *d, int on);
 
+/* detfile.c: the file wrapper and process-wide disk-fault injection. */
+#define DETVFS_NOSPACE 1
+#define DETVFS_IOERR 2
+int detfile_size(sqlite3_vfs *pReal);
+int detfile_open(sqlite3_vfs *pReal, sqlite3_filename zName, sqlite3_file *pFile, int flags,
+                 int *pOutFlags);
+/* kind 0 clears zDir. SQLITE_FULL: table full; SQLITE_TOOBIG: bad length. */
+int detvfs_inject_fault(const char *zDir, int kind);
+void detvfs_clear_faults(void);
+uint64_t detvfs_fault_hits(void);
+int detvfs_probe(const char *zVfs, const char *zPath, int flags, int aRc[4]);
+
 #endif /* RSQLITE_DETVFS_H */

@@ -11,8 +11,22 @@
 //     overrides only xCurrentTime/xCurrentTimeInt64. SQLite reads 'now' through
 //     the connection's VFS, once per sqlite3_step, for CURRENT_TIMESTAMP/DATE/
 //     TIME, date/time/datetime/julianday/strftime/unixepoch/timediff('now'),
-//     column DEFAULTs and triggers, so one Set covers them all. Files are not
-//     wrapped (xOpen goes straight to "unix"), so WAL and locking are unchanged.
+//     column DEFAULTs and triggers, so one Set covers them all.
+//   - Files: the shim wraps every file it opens, only so that tests can
+//     inject disk faults. The wrapper forwards every method, including the
+//     shm and mmap ones, to the "unix" file, with the same iVersion and the
+//     same missing methods, so WAL, locking and mmap are unchanged. With no
+//     fault registered its only extra cost is one atomic load per xWrite,
+//     xTruncate and xSync.
+//   - Disk faults (tests only): InjectFault(dir, NoSpace or IOError) makes
+//     writes to files under dir, opened through any shim in the process, fail
+//     as a full or failing disk would, with the codes "unix" returns for
+//     ENOSPC (SQLITE_FULL from xWrite) and EIO (SQLITE_IOERR_WRITE, _FSYNC,
+//     _TRUNCATE); InjectFault(dir, NoFault) clears it and FaultHits counts
+//     failed operations. This lets one in-process node run out of disk while
+//     the others keep working. Reads, the -shm file (the unix VFS opens it
+//     itself; it is a rebuildable index), temp files and connections opened
+//     with another VFS are not faulted.
 //   - Randomness: a process-wide sqlite3_auto_extension registers C
 //     random()/randomblob(N) (SQLITE_INNOCUOUS, not deterministic, so they work
 //     in DEFAULTs and triggers even with trusted_schema=OFF) on every

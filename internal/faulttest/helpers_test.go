@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +43,20 @@ func (h *handles) set(i int, db *sql.DB) {
 	h.mu.Unlock()
 }
 
+// Fault kinds, as the nemesis names them in its counts.
+const (
+	kindIsolateLeader = "isolate-leader"     // the leader ends up alone, in the minority
+	kindPartition     = "partition-follower" // a follower ends up alone: {a,b} | {c}
+	kindNoQuorum      = "no-quorum"          // every node alone: no majority anywhere
+	kindOneWay        = "one-way"            // the leader sends but hears nothing back
+	kindStop          = "stop"               // a node (the leader half the time) stops, then restarts
+	kindPause         = "pause"              // a node (the leader half the time) is paused 0.5-3s, then resumed
+)
+
+// faultDeck is the kinds the nemesis deals, in the order its counts are
+// logged.
+var faultDeck = []string{kindIsolateLeader, kindPartition, kindNoQuorum, kindOneWay, kindStop, kindPause}
+
 // nemesis applies faults to a cluster, from the test goroutine only.
 type nemesis struct {
 	t    *testing.T
@@ -53,6 +69,8 @@ type nemesis struct {
 	stopped  map[int]bool
 	injected []string // faults and heals, in order
 	faults   int
+	kinds    map[string]int // faults by kind
+	deck     []string       // kinds still to deal before the next shuffle
 	lastHeal time.Time
 }
 
@@ -60,6 +78,18 @@ func (n *nemesis) logf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	n.injected = append(n.injected, msg)
 	n.t.Logf("nemesis: %s", msg)
+}
+
+// summary is the number of faults and their kinds, e.g. "6 faults (2
+// isolate-leader, 1 stop, 3 pause)".
+func (n *nemesis) summary() string {
+	var parts []string
+	for _, k := range faultDeck {
+		if n.kinds[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n.kinds[k], k))
+		}
+	}
+	return fmt.Sprintf("%d faults (%s)", n.faults, strings.Join(parts, ", "))
 }
 
 // leader returns the index of the current leader, or -1 if none within 5s.
@@ -85,8 +115,22 @@ func (n *nemesis) leader() int {
 	return -1
 }
 
-// fault injects one random fault and returns the function that undoes it.
-func (n *nemesis) fault() (heal func()) {
+// deal returns the next fault kind, dealt from faultDeck shuffled with the
+// seed: each run of len(faultDeck) faults has every kind once.
+func (n *nemesis) deal() string {
+	if len(n.deck) == 0 {
+		n.deck = slices.Clone(faultDeck)
+		n.rng.Shuffle(len(n.deck), func(i, j int) { n.deck[i], n.deck[j] = n.deck[j], n.deck[i] })
+	}
+	k := n.deck[0]
+	n.deck = n.deck[1:]
+	return k
+}
+
+// fault injects one random fault and returns the function that undoes it
+// and how long to wait before calling it: hold, the caller's choice, except
+// for a pause, which picks its own seeded 0.5-3s.
+func (n *nemesis) fault(hold time.Duration) (heal func(), wait time.Duration) {
 	nodes := len(n.c.Nodes)
 	others := func(i int) []int {
 		var r []int
@@ -97,31 +141,46 @@ func (n *nemesis) fault() (heal func()) {
 		}
 		return r
 	}
+	// pick is the leader half the time (if there is one), else any node.
+	pick := func() (int, string) {
+		i := n.rng.IntN(nodes)
+		if n.rng.IntN(2) == 0 {
+			if l := n.leader(); l >= 0 {
+				return l, "leader"
+			}
+		}
+		return i, "node"
+	}
+	if n.kinds == nil {
+		n.kinds = map[string]int{}
+	}
+	kind := n.deal()
 	n.faults++
+	n.kinds[kind]++
 	healNet := func() {
 		n.net.Heal()
 		n.lastHeal = time.Now()
 		n.logf("heal")
 	}
-	switch k := n.rng.IntN(6); k {
-	case 0, 1: // the leader ends up in the minority
+	switch kind {
+	case kindIsolateLeader:
 		l := n.leader()
 		if l < 0 {
 			l = n.rng.IntN(nodes)
 		}
 		n.net.Isolate(l)
 		n.logf("isolate leader %d", l)
-		return healNet
-	case 2: // a follower ends up in the minority: {a,b} | {c}
+		return healNet, hold
+	case kindPartition:
 		i := n.rng.IntN(nodes)
 		n.net.Partition(others(i), []int{i})
 		n.logf("partition %v | [%d]", others(i), i)
-		return healNet
-	case 3: // no majority anywhere
+		return healNet, hold
+	case kindNoQuorum:
 		n.net.Partition()
 		n.logf("partition every node from every other (no quorum)")
-		return healNet
-	case 4: // the leader can send but not hear back: a one-way fault
+		return healNet, hold
+	case kindOneWay:
 		l := n.leader()
 		if l < 0 {
 			l = n.rng.IntN(nodes)
@@ -130,15 +189,19 @@ func (n *nemesis) fault() (heal func()) {
 			n.net.Block(j, l)
 		}
 		n.logf("block links into leader %d (it still sends)", l)
-		return healNet
-	default: // stop a node (the leader half the time) and restart it
-		i := n.rng.IntN(nodes)
-		what := "node"
-		if n.rng.IntN(2) == 0 {
-			if l := n.leader(); l >= 0 {
-				i, what = l, "leader"
-			}
-		}
+		return healNet, hold
+	case kindPause:
+		i, what := pick()
+		d := time.Duration(500+n.rng.IntN(2501)) * time.Millisecond
+		n.net.Pause(i)
+		n.logf("pause %s %d for %v", what, i, d)
+		return func() {
+			n.net.Resume(i)
+			n.lastHeal = time.Now()
+			n.logf("resume node %d", i)
+		}, d
+	default: // kindStop
+		i, what := pick()
 		n.h.set(i, nil)
 		n.c.Stop(i)
 		n.stopped[i] = true
@@ -149,7 +212,7 @@ func (n *nemesis) fault() (heal func()) {
 			delete(n.stopped, i)
 			n.lastHeal = time.Now()
 			n.logf("restart node %d", i)
-		}
+		}, hold
 	}
 }
 

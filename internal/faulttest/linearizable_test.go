@@ -118,13 +118,15 @@ func linSize() linConfig {
 	if soak() {
 		return linConfig{ops: 3000, faults: 14, keys: 24, clients: 6, maxRun: 6 * time.Minute}
 	}
-	return linConfig{ops: 400, faults: 4, keys: 24, clients: 6, maxRun: 50 * time.Second}
+	// Six faults: one of each kind (faultDeck).
+	return linConfig{ops: 400, faults: 6, keys: 24, clients: 6, maxRun: 50 * time.Second}
 }
 
 // TestLinearizable runs reads, writes and compare-and-set on cfg.keys
 // registers from cfg.clients clients spread over three nodes while a seeded
-// nemesis partitions the network and stops and restarts nodes, then checks
-// the history with porcupine. Writes that fail or time out have an unknown
+// nemesis partitions the network, stops and restarts nodes and pauses them
+// (their messages held and delivered late), then checks the history with
+// porcupine. Writes that fail or time out have an unknown
 // outcome.
 func TestLinearizable(t *testing.T) {
 	cfg := linSize()
@@ -230,13 +232,13 @@ func TestLinearizable(t *testing.T) {
 	}
 
 	// The nemesis: cfg.faults faults at seeded random times, each healed
-	// (or the node restarted) before the next.
+	// (the node restarted or resumed) before the next.
 	nem := &nemesis{t: t, c: c, net: fnet, h: h, name: name, rng: rng, stopped: map[int]bool{}}
 	deadline := start.Add(cfg.maxRun)
 	for f := 0; f < cfg.faults && time.Now().Before(deadline); f++ {
 		time.Sleep(time.Duration(200+rng.IntN(600)) * time.Millisecond)
-		heal := nem.fault()
-		time.Sleep(time.Duration(800+rng.IntN(1700)) * time.Millisecond)
+		heal, hold := nem.fault(time.Duration(800+rng.IntN(1700)) * time.Millisecond)
+		time.Sleep(hold)
 		heal()
 	}
 	fnet.Heal()
@@ -267,8 +269,8 @@ func TestLinearizable(t *testing.T) {
 			cas++
 		}
 	}
-	t.Logf("%d operations in %v (%d reads, %d writes, %d cas, %d unknown outcome; failed calls by kind %v), %d faults injected; %v",
-		len(ops), elapsed.Round(time.Millisecond), reads, writes, cas, unknown, errKind, nem.faults, fnet.Stats())
+	t.Logf("%d operations in %v (%d reads, %d writes, %d cas, %d unknown outcome; failed calls by kind %v), %s injected; %v",
+		len(ops), elapsed.Round(time.Millisecond), reads, writes, cas, unknown, errKind, nem.summary(), fnet.Stats())
 	if len(ops) < cfg.ops/2 {
 		t.Errorf("only %d operations completed (wanted about %d)", len(ops), cfg.ops)
 	}

@@ -126,13 +126,13 @@ func head(v []int64) []int64 { return v[:min(len(v), 5)] }
 
 func faultCount() int {
 	if soak() {
-		return 12
+		return 12 // every kind twice (faultDeck)
 	}
-	return 3
+	return 4
 }
 
-// TestSetSurvivesFaults: inserts from every node under partitions and node
-// stops; after the heal every node accepts writes within 5s, converges
+// TestSetSurvivesFaults: inserts from every node under partitions, node
+// stops and node pauses; after the heal every node accepts writes within 5s, converges
 // within 10s, and holds every acknowledged insert exactly once.
 func TestSetSurvivesFaults(t *testing.T) {
 	s := seed(t)
@@ -152,15 +152,15 @@ func TestSetSurvivesFaults(t *testing.T) {
 	nem := &nemesis{t: t, c: c, net: fnet, h: h, name: name, rng: rng, stopped: map[int]bool{}}
 	for f := 0; f < faultCount(); f++ {
 		time.Sleep(time.Duration(200+rng.IntN(500)) * time.Millisecond)
-		heal := nem.fault()
-		time.Sleep(time.Duration(800+rng.IntN(1500)) * time.Millisecond)
+		heal, hold := nem.fault(time.Duration(800+rng.IntN(1500)) * time.Millisecond)
+		time.Sleep(hold)
 		heal()
 	}
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()
 	took := liveness(t, h, 3, nem.lastHeal)
-	t.Logf("%d faults; every node wrote within %v of the last heal", nem.faults, took.Round(time.Millisecond))
+	t.Logf("%s; every node wrote within %v of the last heal; %v", nem.summary(), took.Round(time.Millisecond), fnet.Stats())
 	conv, err := c.Converged(name, max(10*time.Second-time.Since(nem.lastHeal), time.Second))
 	if err != nil {
 		t.Fatalf("%v\nfaults: %s", err, strings.Join(nem.injected, "; "))
