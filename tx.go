@@ -389,10 +389,15 @@ func (c *conn) scratchConn() (*scratch, error) {
 	}
 	// Statements prepared with the guard off (to classify them) are closed
 	// at once; every statement that runs is prepared with the guard on.
+	// go-sqlite3's statement cache takes only statements run with
+	// arguments through ExecContext/QueryContext, all of them user
+	// statements run with the guard on; the connection's own statements
+	// use Prepare or argument-less Exec, which bypass it.
 	vfs.TrustPrepared()
 	params := url.Values{
-		"vfs":           {vfs.Name()},
-		"_busy_timeout": {strconv.FormatInt(c.cfg.BusyTimeout.Milliseconds(), 10)},
+		"vfs":              {vfs.Name()},
+		"_busy_timeout":    {strconv.FormatInt(c.cfg.BusyTimeout.Milliseconds(), 10)},
+		"_stmt_cache_size": {"64"},
 	}
 	if loc := locParam(c.cfg.Loc); loc != "" {
 		params.Set("_loc", loc)
@@ -428,7 +433,16 @@ func (s *scratch) begin(settings command.Settings) (uint64, error) {
 			return 0, err
 		}
 	}
-	rows, err := s.conn.Query("SELECT last_write_index FROM _rsqlite_meta WHERE id = 1", nil)
+	// Prepared explicitly: it runs with the guard off, so it must stay out
+	// of the statement cache, which only statements run with the guard on
+	// may enter (see scratchConn).
+	st, err := s.conn.Prepare("SELECT last_write_index FROM _rsqlite_meta WHERE id = 1")
+	if err != nil {
+		s.rollback()
+		return 0, err
+	}
+	defer st.Close()
+	rows, err := st.Query(nil)
 	if err != nil {
 		s.rollback()
 		return 0, err

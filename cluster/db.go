@@ -21,6 +21,7 @@ type DB struct {
 	started  chan struct{} // closed once the replica start was attempted
 	startErr error
 	txSlot   chan struct{} // one read-write transaction of this node at a time
+	barrier  readBarrier
 }
 
 func (db *DB) markStarted(err error) {
@@ -119,23 +120,32 @@ func (db *DB) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 
 // Barrier returns once the local replica has applied every entry committed
 // before the call (a raft ReadIndex): a local read after it is linearizable.
+// Concurrent callers share barriers (readbarrier.go).
 func (db *DB) Barrier(ctx context.Context) error {
 	if cause := db.diskFault(); cause != nil {
 		return &DiskFaultError{Op: "read barrier on " + db.name, Cause: cause}
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		return fmt.Errorf("rsqlite: read barrier on %s: context has no deadline", db.name)
+	}
 	start := time.Now()
+	err := db.sharedBarrier(ctx)
+	if err == nil {
+		db.node.metrics.barrierSeconds.WithLabelValues(db.name).Observe(time.Since(start).Seconds())
+	}
+	return err
+}
+
+// barrierOnce runs one ReadIndex, retried until ctx ends.
+func (db *DB) barrierOnce(ctx context.Context) error {
 	attempts := 0
 	err := db.node.retry(ctx, db.shardID, "read barrier on "+db.name, 0, func(actx context.Context) error {
 		attempts++
 		_, err := db.node.nh.SyncRead(actx, db.shardID, nil)
 		return err
 	})
-	m := db.node.metrics
 	if attempts > 1 {
-		m.proposalRetries.WithLabelValues(db.name).Add(float64(attempts - 1))
-	}
-	if err == nil {
-		m.barrierSeconds.WithLabelValues(db.name).Observe(time.Since(start).Seconds())
+		db.node.metrics.proposalRetries.WithLabelValues(db.name).Add(float64(attempts - 1))
 	}
 	return err
 }

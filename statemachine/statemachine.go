@@ -180,8 +180,10 @@ func (s *SM) Open(stopc <-chan struct{}) (uint64, error) {
 		return 0, err
 	}
 	s.vfs = vfs
-	// User statements are always prepared afresh with the guard on, and the
-	// bookkeeping statements only ever run with it off.
+	// User statements are only ever prepared with the guard on (and only
+	// they go through go-sqlite3's statement cache: statements with
+	// arguments, in run and query); the bookkeeping statements and the
+	// argument-less Execs that run with the guard off never enter it.
 	vfs.TrustPrepared()
 	params := url.Values{
 		"vfs":            {vfs.Name()},
@@ -192,6 +194,8 @@ func (s *SM) Open(stopc <-chan struct{}) (uint64, error) {
 		"_txlock":        {"immediate"},
 		"_cache_size":    {"-16000"},
 		"_secure_delete": {"0"},
+		// A batch runs the same INSERT many times: prepare it once.
+		"_stmt_cache_size": {"64"},
 	}
 	c, err := (&sqlite3.SQLiteDriver{}).Open(FileURI(s.opts.Path, params))
 	if err != nil {

@@ -118,8 +118,8 @@ func (v *VFS) SetGuard(on bool) {
 }
 
 // TrustPrepared tells the guard that the connection's owner never runs a
-// statement prepared with the guard off while the guard is on (it prepares
-// every user statement afresh, with no statement cache). SetGuard(true) then
+// statement prepared with the guard off while the guard is on (a statement
+// cache, if any, holds only statements prepared with the guard on). SetGuard(true) then
 // skips expiring the connection's prepared statements, which would otherwise
 // make the owner's own bookkeeping statements re-prepare on every use.
 func (v *VFS) TrustPrepared() {
