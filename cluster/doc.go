@@ -20,5 +20,16 @@
 // proposal can commit it twice; the state machine's request records make
 // the second a no-op that answers with the first's result. When the deadline
 // passes, the error wraps [ErrNoQuorum] if no leader is known, else
-// [ErrTimeout]; in both cases the write's outcome is unknown.
+// [ErrTimeout]; in both cases the write's outcome is unknown. Concurrent
+// [DB.Barrier] callers share one ReadIndex (readbarrier.go).
+//
+// # Disk faults
+//
+// A full or failing disk stalls this node instead of crashing the process:
+// its raft log's writes are retried (internal/raftdisk) and its replicas
+// retry the batches SQLite could not write (statemachine.ApplyFault). While
+// either lasts, writes and barriers fail at once with [*DiskFaultError]
+// (nothing proposed, so retrying elsewhere is safe), /readyz says why, and
+// the node resumes by itself when the disk takes writes again. A failed
+// fsync of the raft log is final until the process restarts.
 package cluster
