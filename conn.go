@@ -44,10 +44,11 @@ type conn struct {
 	// return in this connection's reads.
 	lastInsertID, lastChanges int64
 
-	read    *sqlite3.SQLiteConn // opened on first read
-	scratch *scratch            // opened on first transaction
-	tx      *tx
-	closed  bool
+	read      *sqlite3.SQLiteConn // opened on first read
+	readStmts map[string]*readStmt
+	scratch   *scratch // opened on first transaction
+	tx        *tx
+	closed    bool
 }
 
 var (
@@ -318,6 +319,17 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	default:
 		return c.proposeQuery(ctx, query, args)
 	}
+	if rs := c.takeReadStmt(query); rs != nil {
+		if err := c.barrier(ctx); err != nil {
+			rs.busy.Store(false)
+			return nil, err
+		}
+		if n := rs.st.NumInput(); len(args) < n {
+			rs.busy.Store(false)
+			return nil, fmt.Errorf("not enough args to execute query: want %d got %d", n, len(args))
+		}
+		return queryCached(ctx, rs, args)
+	}
 	ro, err := c.prepareLocal(ctx, query)
 	if err != nil {
 		return nil, err
@@ -329,6 +341,9 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	if n := ro.NumInput(); len(args) < n {
 		ro.Close()
 		return nil, fmt.Errorf("not enough args to execute query: want %d got %d", n, len(args))
+	}
+	if rs := c.cacheReadStmt(query, ro); rs != nil {
+		return queryCached(ctx, rs, args)
 	}
 	return queryLocal(ctx, ro, args)
 }
@@ -458,6 +473,7 @@ func (c *conn) Close() error {
 		c.scratch.close()
 	}
 	if c.read != nil {
+		c.closeReadStmts()
 		err = c.read.Close()
 	}
 	if c.ownsConnector {

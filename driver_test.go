@@ -407,3 +407,79 @@ func TestConnectionPragmas(t *testing.T) {
 	}
 	var _ = rsqlite.DriverName
 }
+
+// Read statements stay prepared per connection: they must follow schema
+// changes made through other nodes, never be shared by two open Rows, and
+// see writes acknowledged before the read began.
+func TestCachedReadStatements(t *testing.T) {
+	c := clustertest.New(t, 3)
+	dbs := c.OpenAll("cache.db")
+	r, w := dbs[0], dbs[1]
+	r.SetMaxOpenConns(1) // every read below reuses one connection and its cache
+	mustExec(t, w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('a'), ('b')")
+	cols := func() []string {
+		rows, err := r.Query("SELECT * FROM t ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		names, _ := rows.Columns()
+		return names
+	}
+	if got := cols(); len(got) != 2 {
+		t.Fatalf("columns %v", got)
+	}
+	mustExec(t, w, "ALTER TABLE t ADD COLUMN extra INTEGER DEFAULT 7")
+	if got := cols(); len(got) != 3 || got[2] != "extra" {
+		t.Fatalf("after ALTER TABLE through another node, the cached statement gives columns %v", got)
+	}
+	// Two Rows of the same text open at once on one connection.
+	r.SetMaxOpenConns(0)
+	conn, err := r.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := ctxTimeout(t, 10*time.Second)
+	outer, err := conn.QueryContext(ctx, "SELECT v FROM t ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for outer.Next() {
+		var v string
+		outer.Scan(&v)
+		var n int
+		if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM t WHERE v <= ?", v).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		inner, err := conn.QueryContext(ctx, "SELECT v FROM t ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := 0
+		for inner.Next() {
+			k++
+		}
+		inner.Close()
+		seen = append(seen, fmt.Sprintf("%s:%d:%d", v, n, k))
+	}
+	if err := outer.Err(); err != nil {
+		t.Fatal(err)
+	}
+	outer.Close()
+	if strings.Join(seen, " ") != "a:1:2 b:2:2" {
+		t.Fatalf("nested reads of one statement text: %v", seen)
+	}
+	// Every read sees the writes acknowledged before it, through the cache.
+	for i := range 20 {
+		mustExec(t, w, "INSERT INTO t(v) VALUES (?)", fmt.Sprint("x", i))
+		if n := count(t, r, "SELECT count(*) FROM t"); n != 3+i {
+			t.Fatalf("read after write %d: %d rows", i, n)
+		}
+	}
+	mustExec(t, w, "DROP TABLE t")
+	if _, err := r.Query("SELECT * FROM t ORDER BY id"); err == nil || !strings.Contains(err.Error(), "no such table") {
+		t.Fatalf("cached statement on a dropped table: %v", err)
+	}
+}

@@ -26,14 +26,21 @@ func queryLocal(ctx context.Context, st *sqlite3.SQLiteStmt, args []driver.Named
 }
 
 // localRows are go-sqlite3's own rows (same values, types and column
-// metadata as plain go-sqlite3) that also close their statement.
+// metadata as plain go-sqlite3) that also close their statement, or hand a
+// cached one back.
 type localRows struct {
 	*sqlite3.SQLiteRows
-	st *sqlite3.SQLiteStmt
+	st     *sqlite3.SQLiteStmt // closed with the rows, if not cached
+	cached *readStmt
 }
 
 func (r *localRows) Close() error {
-	err := r.SQLiteRows.Close()
+	err := r.SQLiteRows.Close() // resets the statement
+	if r.cached != nil {
+		r.cached.busy.Store(false)
+		r.cached = nil
+		return err
+	}
 	if cerr := r.st.Close(); err == nil {
 		err = cerr
 	}
