@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -279,11 +280,16 @@ func (s *SM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 		}
 		// Environmental (disk full, I/O): not the entry's fault, so no
 		// outcome is recorded; wait and retry the same batch.
-		if stalled == nil {
-			stalled = &ApplyFault{Path: s.opts.Path, Since: time.Now()}
+		if isDiskError(err) {
+			if stalled == nil {
+				stalled = &ApplyFault{Path: s.opts.Path, Since: time.Now()}
+			}
+			stalled = &ApplyFault{Path: s.opts.Path, Since: stalled.Since, Err: err}
+			s.fault.Store(stalled)
+		} else if stalled != nil {
+			stalled = nil
+			s.fault.Store(nil)
 		}
-		stalled = &ApplyFault{Path: s.opts.Path, Since: stalled.Since, Err: err}
-		s.fault.Store(stalled)
 		s.log.Error("rsqlite: applying entries failed; retrying", "db", s.opts.Path, "err", err, "retry_in", backoff)
 		select {
 		case <-s.stopc:
@@ -309,8 +315,24 @@ func (f *ApplyFault) Error() string {
 
 func (f *ApplyFault) Unwrap() error { return f.Err }
 
-// Fault returns why committed entries cannot be applied now, or nil.
+// Fault returns why committed entries cannot be applied now because of the
+// disk, or nil. Other halts (engineError, versionError) are logged only.
 func (s *SM) Fault() *ApplyFault { return s.fault.Load() }
+
+// isDiskError reports whether err comes from the file system under the
+// database rather than from the entries.
+func isDiskError(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code {
+		case sqlite3.ErrFull, sqlite3.ErrIoErr, sqlite3.ErrCantOpen, sqlite3.ErrReadonly, sqlite3.ErrNoLFS:
+			return true
+		}
+		return false
+	}
+	var errno syscall.Errno
+	return errors.As(err, &errno)
+}
 
 // txnLostError reports that an entry's statements ended the whole
 // transaction; the batch is retried with that entry marked failed.
@@ -351,7 +373,10 @@ func (s *SM) applyBatch(ents []sm.Entry, lost map[uint64]*command.Error) error {
 		if e.Index <= s.applied.Load() {
 			continue // committed by an earlier attempt of this batch
 		}
-		cmd, decodeErr := decodeEntry(e.Cmd)
+		cmd, decodeErr, halt := decodeEntry(e.Index, e.Cmd)
+		if halt != nil {
+			return halt
+		}
 		if cmd != nil && cmd.Settings != s.settings {
 			if inTxn {
 				if err := commitThrough(ents[i-1].Index); err != nil {
@@ -424,21 +449,33 @@ func (s *SM) applyBatch(ents []sm.Entry, lost map[uint64]*command.Error) error {
 // dropped; any constant works as long as every node uses the same.
 const expiryEvery = 4096
 
-// decodeEntry returns (nil, nil) for an empty entry. A command from a newer
-// encoding than this node understands is fatal: applying it as an error while
-// newer nodes apply it for real would make the replicas diverge.
-func decodeEntry(b []byte) (*command.Command, *command.Error) {
+// decodeEntry returns nothing for an empty entry. A command from a newer
+// encoding than this node understands halts the replica (Update waits and
+// retries it, logging why, as for engineError): recording it as an error
+// while newer nodes apply it for real would make the replicas diverge.
+func decodeEntry(index uint64, b []byte) (*command.Command, *command.Error, error) {
 	if len(b) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	cmd, err := command.Decode(b)
 	if err != nil {
-		if len(b) > 0 && int(b[0]) > command.Version {
-			panic(fmt.Sprintf("rsqlite: raft entry encoded with version %d, this node understands up to %d: upgrade this node", b[0], command.Version))
+		if int(b[0]) > command.Version {
+			return nil, nil, &versionError{index: index, theirs: int(b[0])}
 		}
-		return nil, &command.Error{Message: "rsqlite: malformed command: " + err.Error()}
+		return nil, &command.Error{Message: "rsqlite: malformed command: " + err.Error()}, nil
 	}
-	return cmd, nil
+	return cmd, nil, nil
+}
+
+// versionError halts a replica asked to apply an entry of a newer command
+// encoding than this build reads.
+type versionError struct {
+	index  uint64
+	theirs int
+}
+
+func (e *versionError) Error() string {
+	return fmt.Sprintf("replica halted: entry %d is encoded with command version %d, this node reads up to %d; upgrade this node", e.index, e.theirs, command.Version)
 }
 
 // applyOutcome says what applyCommand did with a command.

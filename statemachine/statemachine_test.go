@@ -336,32 +336,42 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 }
 
+// A command from another SQLite build, or from a newer command encoding,
+// halts the replica (Update waits until stopped) instead of being applied
+// or recorded as an error; neither is reported as a disk fault.
 func TestForeignEngineHaltsReplica(t *testing.T) {
-	s := New(Options{Path: filepath.Join(t.TempDir(), "a.db")})
-	stop := make(chan struct{})
-	if _, err := s.Open(stop); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	c := execCmd("CREATE TABLE t(x)")
-	c.Engine = Engine + 1
-	b, _ := command.Encode(nil, c)
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Update([]sm.Entry{{Index: 1, Cmd: b}})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("Update returned before the replica was stopped: %v", err)
-	case <-time.After(300 * time.Millisecond):
-	}
-	close(stop)
-	err := <-done
-	if err == nil || !strings.Contains(err.Error(), "replica halted") {
-		t.Fatalf("Update: %v", err)
-	}
-	if s.Applied() != 0 {
-		t.Fatalf("applied index moved to %d", s.Applied())
+	foreign := execCmd("CREATE TABLE t(x)")
+	foreign.Engine = Engine + 1
+	fromEngine, _ := command.Encode(nil, foreign)
+	fromNewer, _ := command.Encode(nil, execCmd("CREATE TABLE t(x)"))
+	fromNewer[0] = byte(command.Version + 1)
+	for name, b := range map[string][]byte{"engine": fromEngine, "encoding": fromNewer} {
+		s := New(Options{Path: filepath.Join(t.TempDir(), "a.db")})
+		stop := make(chan struct{})
+		if _, err := s.Open(stop); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Update([]sm.Entry{{Index: 1, Cmd: b}})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			t.Fatalf("%s: Update returned before the replica was stopped: %v", name, err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		if f := s.Fault(); f != nil {
+			t.Errorf("%s: a halt reported as a disk fault: %v", name, f)
+		}
+		close(stop)
+		err := <-done
+		if err == nil || !strings.Contains(err.Error(), "replica halted") {
+			t.Fatalf("%s: Update: %v", name, err)
+		}
+		if s.Applied() != 0 {
+			t.Fatalf("%s: applied index moved to %d", name, s.Applied())
+		}
+		s.Close()
 	}
 }
