@@ -149,7 +149,9 @@ func planRestore(ctx context.Context, src *sql.DB) (*restorePlan, error) {
 	}
 	var finish []string
 	var hasSeq bool
-	src.QueryRowContext(ctx, "SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'sqlite_sequence'").Scan(&hasSeq)
+	if err := src.QueryRowContext(ctx, "SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'sqlite_sequence'").Scan(&hasSeq); err != nil {
+		return nil, fmt.Errorf("read the schema: %w", err)
+	}
 	if hasSeq {
 		seqRows, err := src.QueryContext(ctx, "SELECT name, seq FROM sqlite_sequence")
 		if err != nil {
@@ -158,17 +160,25 @@ func planRestore(ctx context.Context, src *sql.DB) (*restorePlan, error) {
 		for seqRows.Next() {
 			var name string
 			var seq int64
-			seqRows.Scan(&name, &seq)
+			if err := seqRows.Scan(&name, &seq); err != nil {
+				seqRows.Close()
+				return nil, fmt.Errorf("read sqlite_sequence: %w", err)
+			}
 			finish = append(finish, "INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)")
 			p.finishArgs = append(p.finishArgs, command.Arg{Ordinal: len(p.finishArgs) + 1, Value: name},
 				command.Arg{Ordinal: len(p.finishArgs) + 2, Value: seq})
 		}
+		err = seqRows.Err()
 		seqRows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read sqlite_sequence: %w", err)
+		}
 		finish = append([]string{"DELETE FROM sqlite_sequence"}, finish...)
 	}
 	var userVersion, appID int64
-	src.QueryRowContext(ctx, "PRAGMA user_version").Scan(&userVersion)
-	src.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID)
+	if err := src.QueryRowContext(ctx, "SELECT user_version, application_id FROM pragma_user_version, pragma_application_id").Scan(&userVersion, &appID); err != nil {
+		return nil, fmt.Errorf("read user_version and application_id: %w", err)
+	}
 	finish = append(finish, fmt.Sprintf("PRAGMA user_version = %d", userVersion), fmt.Sprintf("PRAGMA application_id = %d", appID))
 	p.finish = strings.Join(finish, ";\n")
 	return p, nil
@@ -196,9 +206,15 @@ func planTable(ctx context.Context, src *sql.DB, name string) (tableCopy, error)
 			t.columns = append(t.columns, quoteIdent(col))
 		}
 	}
+	err = rows.Err()
 	rows.Close()
+	if err != nil {
+		return t, err
+	}
 	var withoutRowid bool
-	src.QueryRowContext(ctx, "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?", name).Scan(&withoutRowid)
+	if err := src.QueryRowContext(ctx, "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?", name).Scan(&withoutRowid); err != nil {
+		return t, fmt.Errorf("read the layout of table %s: %w", name, err)
+	}
 	t.rowid = !withoutRowid && !(pks == 1 && aliased)
 	return t, nil
 }
