@@ -217,7 +217,8 @@ func (n *nemesis) fault(hold time.Duration) (heal func(), wait time.Duration) {
 }
 
 // liveness waits until a write succeeds through every node, and fails the
-// test if that takes more than 5s after the last heal.
+// test if that takes more than livenessBound (5 s without the race
+// detector) after the last heal.
 func liveness(t *testing.T, h *handles, nodes int, since time.Time) time.Duration {
 	t.Helper()
 	var worst time.Duration
@@ -230,7 +231,7 @@ func liveness(t *testing.T, h *handles, nodes int, since time.Time) time.Duratio
 			if err == nil {
 				break
 			}
-			if time.Since(since) > 5*time.Second {
+			if time.Since(since) > livenessBound {
 				t.Errorf("liveness: node %d cannot write %v after the heal: %v", i, time.Since(since).Round(time.Millisecond), err)
 				break
 			}
