@@ -324,9 +324,9 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 			rs.busy.Store(false)
 			return nil, err
 		}
-		if n := rs.st.NumInput(); len(args) < n {
+		if err := enoughArgs(rs.st, args); err != nil {
 			rs.busy.Store(false)
-			return nil, fmt.Errorf("not enough args to execute query: want %d got %d", n, len(args))
+			return nil, err
 		}
 		return queryCached(ctx, rs, args)
 	}
@@ -338,9 +338,9 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 		ro.Close()
 		return c.proposeQuery(ctx, query, args)
 	}
-	if n := ro.NumInput(); len(args) < n {
+	if err := enoughArgs(ro, args); err != nil {
 		ro.Close()
-		return nil, fmt.Errorf("not enough args to execute query: want %d got %d", n, len(args))
+		return nil, err
 	}
 	if rs := c.cacheReadStmt(query, ro); rs != nil {
 		return queryCached(ctx, rs, args)

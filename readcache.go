@@ -3,6 +3,7 @@ package rsqlite
 import (
 	"context"
 	"database/sql/driver"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/mattn/go-sqlite3"
@@ -71,6 +72,14 @@ func (c *conn) closeReadStmts() {
 		rs.st.Close()
 		delete(c.readStmts, q)
 	}
+}
+
+// enoughArgs is go-sqlite3's own check, worded as it words it.
+func enoughArgs(st *sqlite3.SQLiteStmt, args []driver.NamedValue) error {
+	if n := st.NumInput(); len(args) < n {
+		return fmt.Errorf("not enough args to execute query: want %d got %d", n, len(args))
+	}
+	return nil
 }
 
 // queryCached runs a cached statement; closing the rows resets it and

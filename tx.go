@@ -389,10 +389,10 @@ func (c *conn) scratchConn() (*scratch, error) {
 	}
 	// Statements prepared with the guard off (to classify them) are closed
 	// at once; every statement that runs is prepared with the guard on.
-	// go-sqlite3's statement cache takes only statements run with
-	// arguments through ExecContext/QueryContext, all of them user
-	// statements run with the guard on; the connection's own statements
-	// use Prepare or argument-less Exec, which bypass it.
+	// go-sqlite3's statement cache takes what runs through ExecContext and
+	// QueryContext: here only user statements, inside run with the guard
+	// on. The connection's own statements use Prepare, or Exec without
+	// arguments or context, which bypass it.
 	vfs.TrustPrepared()
 	params := url.Values{
 		"vfs":              {vfs.Name()},

@@ -181,10 +181,11 @@ func (s *SM) Open(stopc <-chan struct{}) (uint64, error) {
 		return 0, err
 	}
 	s.vfs = vfs
-	// User statements are only ever prepared with the guard on (and only
-	// they go through go-sqlite3's statement cache: statements with
-	// arguments, in run and query); the bookkeeping statements and the
-	// argument-less Execs that run with the guard off never enter it.
+	// User statements are only ever prepared with the guard on, and only
+	// they can enter go-sqlite3's statement cache (ExecContext with
+	// arguments in run, QueryContext in query); the bookkeeping statements
+	// are prepared explicitly and the guard-off Execs have no arguments
+	// and no context, which bypass the cache.
 	vfs.TrustPrepared()
 	params := url.Values{
 		"vfs":            {vfs.Name()},
@@ -281,10 +282,11 @@ func (s *SM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 		// Environmental (disk full, I/O): not the entry's fault, so no
 		// outcome is recorded; wait and retry the same batch.
 		if isDiskError(err) {
-			if stalled == nil {
-				stalled = &ApplyFault{Path: s.opts.Path, Since: time.Now()}
+			since := time.Now()
+			if stalled != nil {
+				since = stalled.Since
 			}
-			stalled = &ApplyFault{Path: s.opts.Path, Since: stalled.Since, Err: err}
+			stalled = &ApplyFault{Path: s.opts.Path, Since: since, Err: err}
 			s.fault.Store(stalled)
 		} else if stalled != nil {
 			stalled = nil

@@ -174,11 +174,11 @@ func (f *file) retry(p []byte, write func(p []byte, done int) (int, error)) (int
 		if errors.Is(err, os.ErrClosed) {
 			return done, err // a bug, not the disk
 		}
-		if stalled == nil {
-			stalled = &Fault{Path: f.path, Since: time.Now(), Err: err}
-		} else {
-			stalled = &Fault{Path: f.path, Since: stalled.Since, Err: err}
+		since := time.Now()
+		if stalled != nil {
+			since = stalled.Since
 		}
+		stalled = &Fault{Path: f.path, Since: since, Err: err}
 		f.fs.fault.Store(stalled)
 		time.Sleep(pause)
 		pause = min(2*pause, maxPause)
