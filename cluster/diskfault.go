@@ -6,6 +6,8 @@ import (
 	"syscall"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/rsqlite/rsqlite/internal/raftdisk"
 )
 
 // ErrDiskFault: this node cannot write to its disk (full, or failing with
@@ -52,6 +54,10 @@ func (e *DiskFaultError) As(target any) bool {
 		return true
 	}
 	*p = sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrWrite}
+	var rf *raftdisk.Fault
+	if errors.As(e.Cause, &rf) && rf.Fatal {
+		p.ExtendedCode = sqlite3.ErrIoErrFsync
+	}
 	var errno syscall.Errno
 	if errors.As(e.Cause, &errno) {
 		p.SystemErrno = errno
@@ -60,10 +66,8 @@ func (e *DiskFaultError) As(target any) bool {
 }
 
 // diskFault returns why this node cannot write for shardID now, or nil.
+// Only retry's failure paths ask, so the scan of the databases is cheap.
 func (n *Node) diskFault(shardID uint64) error {
-	if f := n.disk.Fault(); f != nil {
-		return f
-	}
 	n.mu.Lock()
 	var db *DB
 	for _, d := range n.dbs {
@@ -75,15 +79,20 @@ func (n *Node) diskFault(shardID uint64) error {
 	if db != nil {
 		return db.diskFault()
 	}
+	return n.logFault() // the catalog: no SQLite file of ours
+}
+
+// logFault is the raft log's fault, as an error (nil when none).
+func (n *Node) logFault() error {
+	if f := n.disk.Fault(); f != nil {
+		return f
+	}
 	return nil
 }
 
 func (db *DB) diskFault() error {
-	if f := db.node.disk.Fault(); f != nil {
-		return f
-	}
-	if db.sm == nil {
-		return nil
+	if err := db.node.logFault(); err != nil || db.sm == nil {
+		return err
 	}
 	if f := db.sm.Fault(); f != nil {
 		return f

@@ -244,6 +244,9 @@ func TestRaftLogFsyncFailure(t *testing.T) {
 		t.Fatalf("writes through node %d after its raft log fsync failed: want a refusal that says to restart, got %v", victim, refused)
 	}
 	t.Logf("node %d: %v", victim, refused)
+	if se := (sqlite3.Error{}); !errors.As(refused, &se) || se.ExtendedCode != sqlite3.ErrIoErrFsync {
+		t.Errorf("a failed fsync maps to sqlite3 code %v/%v, want SQLITE_IOERR_FSYNC", se.Code, se.ExtendedCode)
+	}
 	// The fault stays after the disk recovers: only a restart clears it.
 	raftdisk.Inject(prefix, raftdisk.NoFault)
 	time.Sleep(500 * time.Millisecond)
