@@ -16,7 +16,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -40,31 +39,8 @@ func crashSeed(t *testing.T) uint64 { return clustertest.Seed(t, "./cmd/rsqlite/
 // test failed.
 func crashRestartNode(t *testing.T, old *nodeProc, base string, incarnation int, args []string) *nodeProc {
 	t.Helper()
-	p := &nodeProc{name: fmt.Sprintf("%s#%d", base, incarnation), dir: old.dir, raft: old.raft, admin: old.admin, done: make(chan struct{})}
-	full := append([]string{"node", "-dir", p.dir, "-raft", p.raft, "-admin", p.admin}, args...)
-	p.cmd = exec.Command(rsqliteBinary(t), full...)
-	p.cmd.Stdout = &p.out
-	p.cmd.Stderr = &p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("restart %s: %v", p.name, err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			p.cmd.Process.Kill()
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				t.Errorf("%s: still running 10s after SIGKILL", p.name)
-			}
-		}
-		if t.Failed() {
-			t.Logf("output of %s (%s):\n%s", p.name, p.raft, p.out.String())
-		}
-	})
+	p := &nodeProc{name: fmt.Sprintf("%s#%d", base, incarnation), dir: old.dir, raft: old.raft, admin: old.admin}
+	launchNode(t, t, p, args)
 	return p
 }
 

@@ -123,14 +123,23 @@ func startNode(t *testing.T, name, raft, admin string, args ...string) *nodeProc
 // (parent) test owner.
 func startNodeFor(t, owner *testing.T, name, raft, admin string, args ...string) *nodeProc {
 	t.Helper()
-	bin := rsqliteBinary(t)
-	p := &nodeProc{name: name, dir: filepath.Join(owner.TempDir(), name), raft: raft, admin: admin, done: make(chan struct{})}
-	full := append([]string{"node", "-dir", p.dir, "-raft", raft, "-admin", admin}, args...)
-	p.cmd = exec.Command(bin, full...)
+	p := &nodeProc{name: name, dir: filepath.Join(owner.TempDir(), name), raft: raft, admin: admin}
+	launchNode(t, owner, p, args)
+	return p
+}
+
+// launchNode starts p (name, dir and addresses set) with args after -dir,
+// -raft and -admin. At the end of owner it is killed if still running, and
+// its output is logged if owner failed.
+func launchNode(t, owner *testing.T, p *nodeProc, args []string) {
+	t.Helper()
+	p.done = make(chan struct{})
+	full := append([]string{"node", "-dir", p.dir, "-raft", p.raft, "-admin", p.admin}, args...)
+	p.cmd = exec.Command(rsqliteBinary(t), full...)
 	p.cmd.Stdout = &p.out
 	p.cmd.Stderr = &p.out
 	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+		t.Fatalf("start %s: %v", p.name, err)
 	}
 	go func() {
 		p.waitErr = p.cmd.Wait()
@@ -142,14 +151,13 @@ func startNodeFor(t, owner *testing.T, name, raft, admin string, args ...string)
 			select {
 			case <-p.done:
 			case <-time.After(10 * time.Second):
-				owner.Errorf("%s: still running 10s after SIGKILL", name)
+				owner.Errorf("%s: still running 10s after SIGKILL", p.name)
 			}
 		}
 		if owner.Failed() {
-			owner.Logf("output of %s (%s):\n%s", name, raft, p.out.String())
+			owner.Logf("output of %s (%s):\n%s", p.name, p.raft, p.out.String())
 		}
 	})
-	return p
 }
 
 func (p *nodeProc) exited() bool {
@@ -859,21 +867,25 @@ type testCA struct {
 
 var serial atomic.Int64
 
+// certTemplate is a day's certificate for name with a fresh serial number.
+func certTemplate(name string) *x509.Certificate {
+	return &x509.Certificate{
+		SerialNumber: big.NewInt(serial.Add(1)),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+	}
+}
+
 func newTestCA(t *testing.T, name string) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial.Add(1)),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
+	tmpl := certTemplate(name)
+	tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
@@ -912,16 +924,10 @@ func (c *testCA) issuePEM(t *testing.T, name string) (certPEM, keyPEM []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
-	}
+	tmpl := certTemplate(name)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	tmpl.IPAddresses, tmpl.DNSNames = []net.IP{net.ParseIP("127.0.0.1")}, []string{"localhost"}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
 	if err != nil {
 		t.Fatal(err)
