@@ -365,55 +365,10 @@ func countInFile(t *testing.T, path, q string) int {
 }
 
 // logicalDump is the schema and every row of every table but rsqlite's
-// bookkeeping, in a stable order, read through db.
+// bookkeeping, read through db.
 func logicalDump(t *testing.T, db *sql.DB) string {
 	t.Helper()
-	var b strings.Builder
-	rows, err := db.Query(`SELECT type, name, coalesce(sql, '') FROM sqlite_schema
-		WHERE name NOT LIKE '\_rsqlite%' ESCAPE '\' ORDER BY type, name`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var typ, name, ddl string
-		if err := rows.Scan(&typ, &name, &ddl); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&b, "%s %s: %s\n", typ, name, ddl)
-		if typ == "table" {
-			tables = append(tables, name)
-		}
-	}
-	if err := rows.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for _, tbl := range tables {
-		r, err := db.Query(fmt.Sprintf(`SELECT * FROM "%s"`, strings.ReplaceAll(tbl, `"`, `""`)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := r.Columns()
-		var lines []string
-		for r.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := r.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			lines = append(lines, fmt.Sprintf("%s: %#v", tbl, vals))
-		}
-		if err := r.Close(); err != nil {
-			t.Fatal(err)
-		}
-		slices.Sort(lines)
-		b.WriteString(strings.Join(lines, "\n"))
-		b.WriteString("\n")
-	}
-	return b.String()
+	return clustertest.DumpDB(t, db, func(name string) bool { return strings.HasPrefix(name, "_rsqlite") })
 }
 
 // TestOpsCluster runs a 3-node cluster of rsqlite node processes through

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,10 +16,9 @@ import (
 	"github.com/rsqlite/rsqlite/statemachine"
 )
 
-// Dump is a logical dump of a SQLite file, read with plain go-sqlite3: the
-// schema, then every table's rows in rowid order, prefixed with its SHA-256.
-// The applied-index row is left out: a node may have applied a trailing
-// no-op entry the others have not.
+// Dump is a logical dump of a SQLite file, read with plain go-sqlite3
+// (DumpDB), prefixed with its SHA-256. The applied-index table is left
+// out: a node may have applied a trailing no-op entry the others have not.
 func Dump(t testing.TB, path string) string {
 	t.Helper()
 	db, err := sql.Open("sqlite3", statemachine.FileURI(path, url.Values{"mode": {"ro"}}))
@@ -26,10 +26,20 @@ func Dump(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	d := DumpDB(t, db, func(name string) bool { return name == "_rsqlite_meta" })
+	sum := sha256.Sum256([]byte(d))
+	return "sha256 " + hex.EncodeToString(sum[:]) + "\n" + d
+}
+
+// DumpDB is a logical dump read through db: the schema, then every table's
+// rows, sorted (so WITHOUT ROWID tables and any read order compare alike),
+// leaving out the tables and schema objects skip names.
+func DumpDB(t testing.TB, db *sql.DB, skip func(name string) bool) string {
+	t.Helper()
 	var b strings.Builder
 	rows, err := db.Query(`SELECT type, name, coalesce(sql, '') FROM sqlite_schema ORDER BY type, name`)
 	if err != nil {
-		t.Fatalf("dump %s: %v", path, err)
+		t.Fatalf("dump: %v", err)
 	}
 	var tables []string
 	for rows.Next() {
@@ -37,16 +47,21 @@ func Dump(t testing.TB, path string) string {
 		if err := rows.Scan(&typ, &name, &ddl); err != nil {
 			t.Fatal(err)
 		}
+		if skip(name) {
+			continue
+		}
 		fmt.Fprintf(&b, "%s %s: %s\n", typ, name, ddl)
-		if typ == "table" && name != "_rsqlite_meta" {
+		if typ == "table" {
 			tables = append(tables, name)
 		}
 	}
-	rows.Close()
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
 	for _, tbl := range tables {
-		r, err := db.Query(fmt.Sprintf(`SELECT * FROM "%s" ORDER BY rowid`, strings.ReplaceAll(tbl, `"`, `""`)))
+		r, err := db.Query(fmt.Sprintf(`SELECT * FROM "%s"`, strings.ReplaceAll(tbl, `"`, `""`)))
 		if err != nil {
-			t.Fatalf("dump %s.%s: %v", path, tbl, err)
+			t.Fatalf("dump %s: %v", tbl, err)
 		}
 		cols, _ := r.Columns()
 		vals := make([]any, len(cols))
@@ -54,16 +69,22 @@ func Dump(t testing.TB, path string) string {
 		for i := range vals {
 			ptrs[i] = &vals[i]
 		}
+		var lines []string
 		for r.Next() {
 			if err := r.Scan(ptrs...); err != nil {
 				t.Fatal(err)
 			}
-			fmt.Fprintf(&b, "%s: %#v\n", tbl, vals)
+			lines = append(lines, fmt.Sprintf("%s: %#v\n", tbl, vals))
 		}
-		r.Close()
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(lines)
+		for _, l := range lines {
+			b.WriteString(l)
+		}
 	}
-	sum := sha256.Sum256([]byte(b.String()))
-	return "sha256 " + hex.EncodeToString(sum[:]) + "\n" + b.String()
+	return b.String()
 }
 
 // SmallSnapshots makes nodes started by this test compact their raft logs
