@@ -114,6 +114,7 @@ func (c *Connector) database(ctx context.Context) (*cluster.DB, error) {
 		n, err := cluster.Acquire(cluster.Config{
 			Dir: c.cfg.Dir, RaftAddress: c.cfg.RaftAddress, Peers: c.cfg.Peers,
 			AdminAddress: c.cfg.Admin, JoinAddress: c.cfg.Join, NonVoting: c.cfg.NonVoting,
+			Hibernate: c.cfg.Hibernate,
 			TLSCAFile: c.cfg.TLSCA, TLSCertFile: c.cfg.TLSCert, TLSKeyFile: c.cfg.TLSKey,
 		})
 		if err != nil {

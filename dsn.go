@@ -39,6 +39,7 @@ type Config struct {
 	Admin       string        // host:port for the node's admin HTTP API; "" = none
 	Join        string        // admin address of a member to join through (first start only)
 	NonVoting   bool          // join as a non-voting member
+	Hibernate   time.Duration // stop the raft groups of databases idle this long; 0 = never
 	TLSCA       string        // CA file for mutual TLS between nodes
 	TLSCert     string        // this node's certificate file
 	TLSKey      string        // this node's key file
@@ -211,7 +212,7 @@ func (c *Config) parsePath(path string) error {
 // dsnKnown lists the accepted parameters by their canonical spelling.
 var dsnKnown = map[string]bool{
 	"raft": true, "peers": true, "consistency": true, "timeout": true,
-	"admin": true, "join": true, "nonvoting": true,
+	"admin": true, "join": true, "nonvoting": true, "hibernate": true,
 	"tls_ca": true, "tls_cert": true, "tls_key": true,
 	"_fk": true, "_recursive_triggers": true, "_case_sensitive_like": true,
 	"_ignore_check_constraints": true, "_defer_foreign_keys": true, "_busy_timeout": true,
@@ -250,6 +251,12 @@ func (c *Config) parseParam(key, val string) (err error) {
 		}
 	case "nonvoting":
 		c.NonVoting, err = dsnBool(lower)
+	case "hibernate":
+		if lower == "0" || lower == "off" {
+			c.Hibernate = 0
+		} else if c.Hibernate, err = dsnTimeout(val); err == nil && c.Hibernate < time.Second {
+			err = errors.New("want at least 1s (or 0/off)")
+		}
 	case "tls_ca":
 		c.TLSCA = val
 	case "tls_cert":
@@ -437,6 +444,9 @@ func (c *Config) String() string {
 		add("join", c.Join)
 	}
 	flag("nonvoting", c.NonVoting)
+	if c.Hibernate > 0 {
+		add("hibernate", c.Hibernate.String())
+	}
 	if c.TLSCA != "" {
 		add("tls_ca", c.TLSCA)
 		add("tls_cert", c.TLSCert)

@@ -38,6 +38,9 @@ func TestParseDSN(t *testing.T) {
 		{"/data/a#b.db", func(c *Config) { c.Name = "a#b.db" }},
 		{"app.db", func(c *Config) { c.Dir = wd }},
 		{"file:app.db", func(c *Config) { c.Dir = wd }},
+		{"/data/app.db?hibernate=90s", func(c *Config) { c.Hibernate = 90 * time.Second }},
+		{"/data/app.db?hibernate=60000", func(c *Config) { c.Hibernate = time.Minute }},
+		{"/data/app.db?hibernate=off", nil},
 		{"file:sub/app.db?", func(c *Config) { c.Dir = filepath.Join(wd, "sub") }},
 		{"./app.db", func(c *Config) { c.Dir = wd }},
 		// rsqlite parameters
@@ -148,6 +151,8 @@ func TestParseDSNErrors(t *testing.T) {
 		{"/data/app.db?_busy_timeout=1&_timeout=2", `"_busy_timeout" and "_timeout"`},
 		{"/data/app.db?_rt=1&_recursive_triggers=1", `"_rt" and "_recursive_triggers"`},
 		{"/data/app.db?_fk", `"_fk" needs a value`},
+		{"/data/app.db?hibernate=500ms", `hibernate="500ms": want at least 1s`},
+		{"/data/app.db?hibernate=soon", `hibernate="soon": want a positive duration`},
 		{"/data/app.db?raft=", `"raft" needs a value`},
 		{"/data/app.db?%zz=1", "bad escape in DSN parameter name"},
 		{"/data/app.db?_fk=%zz", "bad escape in DSN parameter _fk"},

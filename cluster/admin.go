@@ -61,6 +61,9 @@ type DBStatus struct {
 	Applied   uint64 `json:"applied_index"`
 	SizeBytes int64  `json:"size_bytes"` // the SQLite file and its WAL
 	Ready     bool   `json:"ready"`
+	// Asleep: nobody used the database for Config.Hibernate, so its raft
+	// group is stopped on every node until it is used again.
+	Asleep bool `json:"asleep,omitempty"`
 	// DiskFault says why committed writes cannot be applied here now.
 	DiskFault string `json:"disk_fault,omitempty"`
 }
@@ -94,16 +97,18 @@ func (n *Node) Status() Status {
 	}
 	n.mu.Unlock()
 	for _, db := range dbs {
-		ds := DBStatus{Name: db.name, ShardState: shards[db.shardID]}
+		ds := DBStatus{Name: db.name, ShardState: shards[db.shardID], Asleep: db.Asleep()}
 		ds.ShardID = db.shardID
-		select {
-		case <-db.sm.Ready():
-			ds.Ready = true
-			ds.Applied = db.sm.Applied()
-			if f := db.sm.Fault(); f != nil {
-				ds.DiskFault = f.Error()
+		if s := db.cur(); s != nil {
+			select {
+			case <-s.Ready():
+				ds.Ready = true
+				ds.Applied = s.Applied()
+				if f := s.Fault(); f != nil {
+					ds.DiskFault = f.Error()
+				}
+			default:
 			}
-		default:
 		}
 		for _, p := range []string{db.Path(), db.Path() + "-wal"} {
 			if fi, err := os.Stat(p); err == nil {
@@ -133,6 +138,9 @@ func (n *Node) Ready() error {
 		return errors.New("the catalog has no leader")
 	}
 	for _, d := range st.Databases {
+		if d.Asleep {
+			continue // it starts when used
+		}
 		if !d.Ready {
 			return fmt.Errorf("database %s is not open yet", d.Name)
 		}
@@ -213,13 +221,18 @@ func (n *Node) AdminHandler() http.Handler {
 			http.Error(w, fmt.Sprintf("no database %q on this node", name), http.StatusNotFound)
 			return
 		}
-		if err := db.Barrier(ctx); err != nil {
+		done, err := db.use(ctx) // keeps the replica (and its SM) running
+		if err == nil {
+			defer done()
+			err = db.Barrier(ctx)
+		}
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "application/vnd.sqlite3")
 		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
-		if err := db.sm.Backup(w); err != nil {
+		if err := db.cur().Backup(w); err != nil {
 			// Headers are gone; cut the body so the client sees a failure.
 			panic(http.ErrAbortHandler)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/lni/dragonboat/v4"
@@ -16,35 +17,20 @@ type DB struct {
 	node    *Node
 	name    string
 	shardID uint64
-	sm      *statemachine.SM
+	path    string
+	// sm is the current replica's state machine, or the last one while the
+	// replica is stopped; nil before the first start. A replica that is
+	// stopped and started again (hibernate.go) gets a new SM.
+	sm     atomic.Pointer[statemachine.SM]
+	locals statemachine.LocalTxs // outlives each SM
 
-	started  chan struct{} // closed once the replica start was attempted
-	startErr error
-	txSlot   chan struct{} // one read-write transaction of this node at a time
-	barrier  readBarrier
+	txSlot  chan struct{} // one read-write transaction of this node at a time
+	barrier readBarrier
+	life    lifecycle
 }
 
-func (db *DB) markStarted(err error) {
-	db.startErr = err
-	close(db.started)
-}
-
-func (db *DB) waitOpen(ctx context.Context) error {
-	select {
-	case <-db.started:
-	case <-ctx.Done():
-		return fmt.Errorf("rsqlite: waiting for database %s to start: %w", db.name, ctx.Err())
-	}
-	if db.startErr != nil {
-		return db.startErr
-	}
-	select {
-	case <-db.sm.Ready():
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("rsqlite: waiting for database %s to open: %w", db.name, ctx.Err())
-	}
-}
+// cur is the current state machine, or nil before the first start.
+func (db *DB) cur() *statemachine.SM { return db.sm.Load() }
 
 // Name is the database's name in the catalog (its file name).
 func (db *DB) Name() string { return db.name }
@@ -53,34 +39,55 @@ func (db *DB) Name() string { return db.name }
 func (db *DB) ShardID() uint64 { return db.shardID }
 
 // Path is the local SQLite file.
-func (db *DB) Path() string { return db.sm.Path() }
+func (db *DB) Path() string { return db.path }
 
 // Applied is the raft index of the last entry applied to the local file.
-func (db *DB) Applied() uint64 { return db.sm.Applied() }
+func (db *DB) Applied() uint64 {
+	if s := db.cur(); s != nil {
+		return s.Applied()
+	}
+	return 0
+}
 
 // SnapshotsReceived is how many times the local replica was restored from
-// a snapshot streamed by another node since the node started.
-func (db *DB) SnapshotsReceived() uint64 { return db.sm.SnapshotsReceived() }
+// a snapshot streamed by another node since it last started.
+func (db *DB) SnapshotsReceived() uint64 {
+	if s := db.cur(); s != nil {
+		return s.SnapshotsReceived()
+	}
+	return 0
+}
 
 // LastWrite is the raft index of the last entry that changed the database.
-func (db *DB) LastWrite() uint64 { return db.sm.LastWrite() }
+func (db *DB) LastWrite() uint64 {
+	if s := db.cur(); s != nil {
+		return s.LastWrite()
+	}
+	return 0
+}
 
 // LockTx waits until no other read-write transaction of this node is open
 // on the database. Transactions of one node queue like SQLite writers wait
 // for each other's locks, instead of failing each other at commit.
+// The database stays awake while the transaction is open.
 func (db *DB) LockTx(ctx context.Context) (unlock func(), err error) {
+	done, err := db.use(ctx)
+	if err != nil {
+		return nil, err
+	}
 	select {
 	case db.txSlot <- struct{}{}:
-		return func() { <-db.txSlot }, nil
+		return func() { <-db.txSlot; done() }, nil
 	case <-ctx.Done():
+		done()
 		return nil, fmt.Errorf("rsqlite: waiting for this node's other transaction on %s: %w", db.name, ctx.Err())
 	}
 }
 
 // RegisterLocalTx registers the abort function of a transaction running on
-// this node's copy of the file; see statemachine.SM.RegisterLocalTx.
+// this node's copy of the file; see statemachine.LocalTxs.
 func (db *DB) RegisterLocalTx(abort func()) (unregister func()) {
-	return db.sm.RegisterLocalTx(abort)
+	return db.locals.Register(abort)
 }
 
 // Propose replicates an encoded command and returns the state machine's
@@ -96,16 +103,21 @@ func (db *DB) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 		db.node.metrics.proposalErrors.WithLabelValues(db.name).Inc()
 		return nil, &DiskFaultError{Op: "write to " + db.name, Cause: cause}
 	}
+	done, err := db.use(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	m := db.node.metrics
 	m.proposals.WithLabelValues(db.name).Inc()
 	start := time.Now()
 	var data []byte
 	attempts := 0
-	err := db.node.retry(ctx, db.shardID, "write to "+db.name, transferTime(len(cmd)), func(actx context.Context) error {
+	err = db.node.retry(ctx, db.shardID, "write to "+db.name, transferTime(len(cmd)), func(actx context.Context) error {
 		attempts++
 		r, err := db.node.nh.SyncPropose(actx, db.node.nh.GetNoOPSession(db.shardID), cmd)
 		data = r.Data
-		return err
+		return db.stoppedMeanwhile(ctx, err)
 	})
 	if attempts > 1 {
 		m.proposalRetries.WithLabelValues(db.name).Add(float64(attempts - 1))
@@ -128,8 +140,13 @@ func (db *DB) Barrier(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		return fmt.Errorf("rsqlite: read barrier on %s: context has no deadline", db.name)
 	}
+	done, err := db.use(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	start := time.Now()
-	err := db.sharedBarrier(ctx)
+	err = db.sharedBarrier(ctx)
 	if err == nil {
 		db.node.metrics.barrierSeconds.WithLabelValues(db.name).Observe(time.Since(start).Seconds())
 	}
@@ -142,7 +159,7 @@ func (db *DB) barrierOnce(ctx context.Context) error {
 	err := db.node.retry(ctx, db.shardID, "read barrier on "+db.name, 0, func(actx context.Context) error {
 		attempts++
 		_, err := db.node.nh.SyncRead(actx, db.shardID, nil)
-		return err
+		return db.stoppedMeanwhile(ctx, err)
 	})
 	if attempts > 1 {
 		db.node.metrics.proposalRetries.WithLabelValues(db.name).Add(float64(attempts - 1))

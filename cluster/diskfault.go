@@ -91,10 +91,11 @@ func (n *Node) logFault() error {
 }
 
 func (db *DB) diskFault() error {
-	if err := db.node.logFault(); err != nil || db.sm == nil {
+	s := db.cur()
+	if err := db.node.logFault(); err != nil || s == nil {
 		return err
 	}
-	if f := db.sm.Fault(); f != nil {
+	if f := s.Fault(); f != nil {
 		return f
 	}
 	return nil

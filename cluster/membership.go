@@ -214,15 +214,49 @@ func (n *Node) reconcileOnce(ctx context.Context, done map[uint64]uint64) {
 		}
 	}
 	n.mu.Unlock()
+	reconciled := map[string]uint64{}
+	if v, err := n.catalog.Lookup(nil); err == nil {
+		for _, d := range v.([]dbInfo) {
+			reconciled[d.Name] = d.Reconciled
+		}
+	}
+	var todo, fixed []*DB
 	for _, db := range dbs {
-		if done[db.shardID] == cat.ConfigChangeID {
+		if done[db.shardID] == cat.ConfigChangeID || reconciled[db.name] == cat.ConfigChangeID {
 			continue
 		}
-		if err := n.reconcileDB(ctx, db, cat); err != nil {
+		todo = append(todo, db)
+		if db.Asleep() {
+			// A sleeping group must change too: wake them all first, so
+			// their elections overlap.
+			if err := n.wakeDB(ctx, db.name, false); err != nil {
+				return
+			}
+		}
+	}
+	for _, db := range todo {
+		release, err := db.use(ctx)
+		if err == nil {
+			err = n.reconcileDB(ctx, db, cat)
+			release()
+		}
+		if err != nil {
 			n.log.Warn("rsqlite: bringing a database's members in line with the cluster", "db", db.name, "err", err.Error())
 			continue
 		}
 		done[db.shardID] = cat.ConfigChangeID
+		fixed = append(fixed, db)
+	}
+	if len(fixed) > 0 {
+		// Recorded in the catalog, so a later leader need not check (and
+		// wake) them again.
+		cmd := catalogCommand{Op: "reconciled", ConfigChangeID: cat.ConfigChangeID}
+		for _, db := range fixed {
+			cmd.Names = append(cmd.Names, db.name)
+		}
+		if _, err := n.proposeCatalog(ctx, "record reconciled databases", cmd); err != nil {
+			n.log.Warn("rsqlite: recording reconciled databases", "err", err.Error())
+		}
 	}
 }
 

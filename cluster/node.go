@@ -65,6 +65,13 @@ type Config struct {
 	// write and serves reads, but does not count towards quorum.
 	NonVoting bool
 
+	// Hibernate, if set, puts a database that no node has used for this
+	// long to sleep: its raft group stops on every node, and starts again,
+	// in about an election timeout, when the database is next used
+	// (hibernate.go). For clusters with many mostly idle databases. Zero
+	// (the default) keeps every group running.
+	Hibernate time.Duration
+
 	// ProposeAttempt bounds the first attempt of a proposal or read barrier
 	// before it is retried (default 300ms, doubling on each timeout up to
 	// 1s). A proposal forwarded to a leader that just died is lost silently,
@@ -96,6 +103,9 @@ func (c *Config) setDefaults() {
 	if c.ProposeAttempt == 0 {
 		c.ProposeAttempt = Defaults.ProposeAttempt
 	}
+	if c.Hibernate == 0 {
+		c.Hibernate = Defaults.Hibernate
+	}
 }
 
 // Node is one rsqlite node: a dragonboat NodeHost, the catalog, and the
@@ -115,7 +125,12 @@ type Node struct {
 	mu    sync.Mutex
 	refs  int
 	dbs   map[string]*DB
-	queue []dbInfo // databases learnt from the catalog, waiting to start
+	// queue holds the names of databases whose catalog record changed, in
+	// order, and pending their latest record: a replay of the catalog log
+	// (a restart) may put a database to sleep and wake it many times, and
+	// only the last state matters.
+	queue   []string
+	pending map[string]dbInfo
 	wake  chan struct{}
 	// reconcileNow asks the reconciler to run before its next tick.
 	reconcileNow chan struct{}
@@ -308,6 +323,7 @@ func start(cfg Config) (*Node, error) {
 		log:       currentLogger(),
 		refs:      1,
 		dbs:       map[string]*DB{},
+		pending:   map[string]dbInfo{},
 		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 
@@ -325,6 +341,10 @@ func start(cfg Config) (*Node, error) {
 	n.wg.Add(2)
 	go n.starter()
 	go n.reconciler()
+	if cfg.Hibernate > 0 {
+		n.wg.Add(1)
+		go n.hibernator()
+	}
 	if cfg.AdminAddress != "" {
 		if _, err := n.ServeAdmin(cfg.AdminAddress); err != nil {
 			n.stop()
@@ -405,11 +425,16 @@ var ListenAddressHook = func(raftAddress string) string { return "" }
 // maxCommandSize bounds one encoded command (statements plus arguments).
 const maxCommandSize = 64 << 20
 
-// enqueue is the catalog's onCreate: it runs inside the catalog's Update,
+// enqueue is the catalog's onChange: it runs inside the catalog's Update,
 // which must not call into the NodeHost, so a goroutine starts the replica.
 func (n *Node) enqueue(d dbInfo) {
 	n.mu.Lock()
-	n.queue = append(n.queue, d)
+	if p, ok := n.pending[d.Name]; !ok {
+		n.queue = append(n.queue, d.Name)
+		n.pending[d.Name] = d
+	} else if stateOrder(d.Epoch, d.Asleep) >= stateOrder(p.Epoch, p.Asleep) {
+		n.pending[d.Name] = d
+	}
 	n.mu.Unlock()
 	select {
 	case n.wake <- struct{}{}:
@@ -431,29 +456,36 @@ func (n *Node) starter() {
 				n.mu.Unlock()
 				break
 			}
-			d := n.queue[0]
+			d := n.pending[n.queue[0]]
+			delete(n.pending, n.queue[0])
 			n.queue = n.queue[1:]
 			n.mu.Unlock()
-			n.startDB(d)
+			n.applyDBState(d)
 		}
 	}
 }
 
-// startDB starts the local replica of a database the catalog knows.
-func (n *Node) startDB(d dbInfo) {
-	n.mu.Lock()
-	db := n.dbLocked(d.Name)
-	if db.shardID != 0 || n.closed {
-		n.mu.Unlock()
+// startReplica starts the local replica of a database the catalog knows,
+// unless it runs. A replica that ran before gets a new state machine once
+// the old one has closed (two would apply the same entries to the file).
+func (n *Node) startReplica(db *DB, d dbInfo) {
+	db.life.mu.Lock()
+	if db.life.running {
+		db.life.mu.Unlock()
 		return
 	}
-	db.shardID = d.ShardID
-	db.sm = statemachine.New(statemachine.Options{
-		Path:     filepath.Join(n.cfg.Dir, d.Name),
+	db.life.mu.Unlock()
+	old := db.cur()
+	if old != nil && !n.waitClosed(db, old) {
+		return
+	}
+	s := statemachine.New(statemachine.Options{
+		Path:     db.path,
 		Logger:   n.log,
-		Observer: smObserver{m: n.metrics, db: d.Name},
+		Observer: smObserver{m: n.metrics, db: d.Name, touch: db.touch},
+		LocalTxs: &db.locals,
 	})
-	n.mu.Unlock()
+	db.sm.Store(s)
 
 	// A restart takes the membership from the raft log; a database created
 	// while this node was a member lists it among its initial members; one
@@ -471,20 +503,39 @@ func (n *Node) startDB(d dbInfo) {
 			join = true
 		}
 	}
+	db.touch() // a fresh replica is not idle
 	err := n.nh.StartOnDiskReplica(members, join,
-		func(uint64, uint64) sm.IOnDiskStateMachine { return db.sm }, n.shardConfig(d.ShardID))
+		func(uint64, uint64) sm.IOnDiskStateMachine { return s }, n.shardConfig(d.ShardID))
+	db.life.mu.Lock()
+	defer db.life.mu.Unlock()
 	if err != nil {
-		err = fmt.Errorf("rsqlite: start replica of %s (shard %d): %w", d.Name, d.ShardID, err)
-		n.log.Error(err.Error())
+		db.sm.Store(old)
+		db.life.startErr = fmt.Errorf("rsqlite: start replica of %s (shard %d): %w", d.Name, d.ShardID, err)
+		n.log.Error(db.life.startErr.Error())
+		return
 	}
-	db.markStarted(err)
+	db.life.running, db.life.startErr = true, nil
+}
+
+// waitClosed waits until a stopped replica's state machine has closed.
+func (n *Node) waitClosed(db *DB, s *statemachine.SM) bool {
+	for start := time.Now(); !s.Closed(); time.Sleep(2 * time.Millisecond) {
+		if n.ctx.Err() != nil {
+			return false
+		}
+		if time.Since(start) > 30*time.Second {
+			n.log.Error("rsqlite: a stopped replica's state machine did not close; not restarting it", "db", db.name)
+			return false
+		}
+	}
+	return true
 }
 
 // dbLocked returns the DB record for name, creating an unstarted one.
 func (n *Node) dbLocked(name string) *DB {
 	db, ok := n.dbs[name]
 	if !ok {
-		db = &DB{node: n, name: name, started: make(chan struct{}), txSlot: make(chan struct{}, 1)}
+		db = &DB{node: n, name: name, path: filepath.Join(n.cfg.Dir, name), txSlot: make(chan struct{}, 1)}
 		n.dbs[name] = db
 	}
 	return db
@@ -545,12 +596,12 @@ func (n *Node) Open(ctx context.Context, name string) (*DB, error) {
 			return nil, err
 		}
 	} else {
-		n.enqueue(info) // no-op when already started
+		n.enqueue(info) // no-op when already known
 	}
 	n.mu.Lock()
 	db := n.dbLocked(name)
 	n.mu.Unlock()
-	if err := db.waitOpen(ctx); err != nil {
+	if err := db.opened(ctx); err != nil {
 		return nil, err
 	}
 	return db, nil
@@ -577,15 +628,14 @@ func (n *Node) create(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	members := m.Nodes
-	cmd, _ := json.Marshal(catalogCommand{Op: "create", Name: name, Members: members})
-	return n.retry(ctx, catalogShardID, "create database "+name, 0, func(actx context.Context) error {
-		r, err := n.nh.SyncPropose(actx, n.nh.GetNoOPSession(catalogShardID), cmd)
-		if err == nil && r.Value == 0 {
-			return fmt.Errorf("rsqlite: catalog refused to create %s: %s", name, r.Data)
-		}
-		return err
-	})
+	cmd := catalogCommand{Op: "create", Name: name, Members: m.Nodes}
+	if len(m.NonVotings) == 0 {
+		// Its initial members are the cluster's: nothing to reconcile
+		// until the membership changes.
+		cmd.ConfigChangeID = m.ConfigChangeID
+	}
+	_, err = n.proposeCatalog(ctx, "create database "+name, cmd)
+	return err
 }
 
 // Databases lists the databases the local catalog knows, sorted by name.

@@ -13,42 +13,51 @@ import (
 // applier must never wait for them: an entry being applied means the
 // transaction's snapshot is stale anyway, so it aborts them and goes on.
 
-type localTxs struct {
+// LocalTxs is the set of a file's node-local transactions. It outlives an
+// SM: a replica stopped and started again (hibernation) gets a new SM for
+// the same file, which must still abort the transactions already open.
+type LocalTxs struct {
 	mu     sync.Mutex
 	next   uint64
 	aborts map[uint64]func()
 }
 
-// RegisterLocalTx records abort, which must roll back the local
-// transaction's connection (releasing the write lock) before it returns.
-// The returned function unregisters it.
-func (s *SM) RegisterLocalTx(abort func()) (unregister func()) {
-	s.locals.mu.Lock()
-	defer s.locals.mu.Unlock()
-	if s.locals.aborts == nil {
-		s.locals.aborts = map[uint64]func(){}
+// Register records abort, which must roll back the local transaction's
+// connection (releasing the write lock) before it returns. The returned
+// function unregisters it.
+func (l *LocalTxs) Register(abort func()) (unregister func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.aborts == nil {
+		l.aborts = map[uint64]func(){}
 	}
-	s.locals.next++
-	id := s.locals.next
-	s.locals.aborts[id] = abort
+	l.next++
+	id := l.next
+	l.aborts[id] = abort
 	return func() {
-		s.locals.mu.Lock()
-		delete(s.locals.aborts, id)
-		s.locals.mu.Unlock()
+		l.mu.Lock()
+		delete(l.aborts, id)
+		l.mu.Unlock()
 	}
 }
 
-func (s *SM) abortLocalTxs() {
-	s.locals.mu.Lock()
-	aborts := make([]func(), 0, len(s.locals.aborts))
-	for id, f := range s.locals.aborts {
+func (l *LocalTxs) abortAll() {
+	l.mu.Lock()
+	aborts := make([]func(), 0, len(l.aborts))
+	for id, f := range l.aborts {
 		aborts = append(aborts, f)
-		delete(s.locals.aborts, id)
+		delete(l.aborts, id)
 	}
-	s.locals.mu.Unlock()
+	l.mu.Unlock()
 	for _, f := range aborts {
 		f()
 	}
+}
+
+// RegisterLocalTx registers a local transaction's abort; see
+// LocalTxs.Register.
+func (s *SM) RegisterLocalTx(abort func()) (unregister func()) {
+	return s.locals.Register(abort)
 }
 
 // beginBatch takes the write lock, aborting local transactions that hold it.
@@ -59,7 +68,7 @@ func (s *SM) beginBatch() error {
 		if err == nil || !errors.As(err, &se) || se.Code != sqlite3.ErrBusy || attempt == 100 {
 			return err
 		}
-		s.abortLocalTxs()
+		s.locals.abortAll()
 		if attempt > 0 {
 			time.Sleep(time.Millisecond)
 		}

@@ -33,6 +33,9 @@ type Options struct {
 	RequestTTL time.Duration
 	// Observer, if set, is told what the SM does (for metrics).
 	Observer Observer
+	// LocalTxs, if set, holds the file's node-local transactions; shared by
+	// the successive SMs of one file. Nil gives the SM a set of its own.
+	LocalTxs *LocalTxs
 }
 
 // Observer receives the SM's events. Its methods must be cheap and must not
@@ -79,7 +82,8 @@ type SM struct {
 	// the Update goroutine touches it.
 	txnLastWrite uint64
 	closed       atomic.Bool
-	locals       localTxs
+	closeDone    atomic.Bool // Close has returned: nothing of this SM touches the file
+	locals       *LocalTxs
 	// snapshotsReceived counts RecoverFromSnapshot calls that completed.
 	snapshotsReceived atomic.Uint64
 	fault             atomic.Pointer[ApplyFault] // set while Update waits out an environmental error
@@ -124,7 +128,10 @@ func New(opts Options) *SM {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	return &SM{opts: opts, log: opts.Logger, ready: make(chan struct{})}
+	if opts.LocalTxs == nil {
+		opts.LocalTxs = &LocalTxs{}
+	}
+	return &SM{opts: opts, log: opts.Logger, ready: make(chan struct{}), locals: opts.LocalTxs}
 }
 
 // Ready is closed once Open has returned successfully: the file exists and
@@ -740,12 +747,18 @@ func (s *SM) Sync() error {
 	return nil
 }
 
+// Closed reports whether Close has returned. A replica stopped by
+// dragonboat closes its SM asynchronously; another SM must not open the file
+// before, or both would apply entries to it.
+func (s *SM) Closed() bool { return s.closeDone.Load() }
+
 // Close releases the connection. dragonboat may never call it (crash);
 // nothing on disk depends on it.
 func (s *SM) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	defer s.closeDone.Store(true)
 	var err error
 	if s.conn != nil {
 		s.stmts.close()

@@ -33,6 +33,7 @@ type benchOpts struct {
 	dbs       int
 	w4conc    int
 	idle      time.Duration
+	hibernate time.Duration
 	rows      int
 	repeat    int
 	dir       string
@@ -81,13 +82,14 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOpts, error) {
 	fs.IntVar(&o.dbs, "dbs", 1000, "W4: number of databases")
 	fs.IntVar(&o.w4conc, "w4conc", 16, "W4: databases created concurrently")
 	fs.DurationVar(&o.idle, "idle", 30*time.Second, "W4: idle window over which CPU is measured")
+	fs.DurationVar(&o.hibernate, "hibernate", 10*time.Second, "W4: the nodes' hibernate setting (databases idle this long sleep); 0 keeps every raft group running")
 	fs.IntVar(&o.rows, "rows", 100000, "W3: rows in the table read")
 	fs.IntVar(&o.repeat, "repeat", 1, "run W1-W3 this many times, targets alternating, and report each row's median run")
 	fs.StringVar(&o.dir, "dir", "", "directory for all data (default: a temporary directory, removed afterwards); must be empty")
 	fs.StringVar(&o.via, "via", "leader", "rsqlite-3 clients use the leader's node or a follower's: leader|follower")
 	fs.DurationVar(&o.rtt, "rtt", 0, "raft RTT of every node (default: the library's)")
 	fs.StringVar(&o.plainPool, "plainpool", "single", "plain SQLite writers: single (one connection, callers queue in database/sql) or shared (c connections, SQLite's busy handler)")
-	fs.BoolVar(&o.quick, "quick", false, "smoke run: 1s measurements, W4 with 50 databases and a 5s idle window")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run: 1s measurements, W4 with 50 databases, hibernate=2s and a 5s idle window")
 	fs.BoolVar(&o.verbose, "v", false, "show the raft library's logs")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -112,6 +114,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOpts, error) {
 		}
 		if !set["idle"] {
 			o.idle = 5 * time.Second
+		}
+		if !set["hibernate"] {
+			o.hibernate = 2 * time.Second
 		}
 	}
 	var err error
@@ -139,6 +144,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOpts, error) {
 		return nil, fmt.Errorf("bench: -w4conc must be in [1, 1024]")
 	case o.idle <= 0 || o.idle > time.Hour:
 		return nil, fmt.Errorf("bench: -idle must be in (0, 1h]")
+	case o.hibernate != 0 && (o.hibernate < time.Second || o.hibernate > time.Hour):
+		return nil, fmt.Errorf("bench: -hibernate must be 0 or in [1s, 1h]")
 	case o.repeat < 1 || o.repeat > 20:
 		return nil, fmt.Errorf("bench: -repeat must be in [1, 20]")
 	case o.rows < 1 || o.rows > 10000000:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -197,21 +198,34 @@ type w4Result struct {
 	FirstError     string  `json:"first_error,omitempty"`
 	ReplicasReady  bool    `json:"replicas_started_on_all_nodes"`
 	ReplicaSeconds float64 `json:"replicas_started_seconds"`
-	IdleSeconds    float64 `json:"idle_seconds"`
-	CPUProcessPct  float64 `json:"idle_cpu_pct_of_core_process"`
-	CPUPerNodePct  float64 `json:"idle_cpu_pct_of_core_per_node"`
-	CPULastPct     float64 `json:"idle_cpu_pct_of_core_process_last_5s"`
-	RSSProcessMiB  float64 `json:"rss_mib_process"`
-	RSSPerNodeMiB  float64 `json:"rss_mib_per_node"`
-	GoHeapMiB      float64 `json:"go_heap_inuse_mib"`
-	GoSysMiB       float64 `json:"go_sys_mib"` // all memory the Go runtime holds; the rest of RSS is C (SQLite, pebble)
-	Goroutines     int     `json:"goroutines"`
+	// Hibernate is the nodes' setting; SleepSeconds how long after the
+	// last creation every database slept on every node; WakeP50ms and
+	// WakeMaxMs the first write to a sleeping database.
+	Hibernate     float64 `json:"hibernate_seconds"`
+	Asleep        int     `json:"asleep_on_every_node"`
+	SleepSeconds  float64 `json:"all_asleep_after_seconds"`
+	WakeP50ms     float64 `json:"wake_write_p50_ms"`
+	WakeMaxMs     float64 `json:"wake_write_max_ms"`
+	IdleSeconds   float64 `json:"idle_seconds"`
+	CPUProcessPct float64 `json:"idle_cpu_pct_of_core_process"`
+	CPUPerNodePct float64 `json:"idle_cpu_pct_of_core_per_node"`
+	CPULastPct    float64 `json:"idle_cpu_pct_of_core_process_last_5s"`
+	RSSProcessMiB float64 `json:"rss_mib_process"`
+	RSSPerNodeMiB float64 `json:"rss_mib_per_node"`
+	// RSSAfterGCPerNodeMiB: after a garbage collection that returns free
+	// memory to the OS.
+	RSSAfterGCPerNodeMiB float64 `json:"rss_mib_per_node_after_gc"`
+	GoHeapMiB            float64 `json:"go_heap_inuse_mib"`
+	GoSysMiB             float64 `json:"go_sys_mib"` // all memory the Go runtime holds; the rest of RSS is C (SQLite, pebble)
+	Goroutines           int     `json:"goroutines"`
 }
 
 // runW4 creates N databases through one node of a fresh 3-node cluster,
 // then measures the process's CPU and RSS while everything is idle. All three
 // nodes live in this process, so per node is process/3.
 func (b *bencher) runW4() error {
+	defer func(h time.Duration) { cluster.Defaults.Hibernate = h }(cluster.Defaults.Hibernate)
+	cluster.Defaults.Hibernate = b.o.hibernate // the nodes below start with it
 	nodes, err := newRSNodes(filepath.Join(b.base, "w4"))
 	if err != nil {
 		return err
@@ -238,7 +252,7 @@ func (b *bencher) runW4() error {
 		return err
 	}
 	n := b.o.dbs
-	res := &w4Result{DBs: n, Concurrency: b.o.w4conc}
+	res := &w4Result{DBs: n, Concurrency: b.o.w4conc, Hibernate: b.o.hibernate.Seconds()}
 	b.progress("W4       creating %d databases through node1, %d at a time", n, b.o.w4conc)
 	next := make(chan int, n)
 	for i := range n {
@@ -329,6 +343,9 @@ func (b *bencher) runW4() error {
 		}
 	}
 	res.ReplicaSeconds = time.Since(t0).Seconds()
+	if b.o.hibernate > 0 {
+		b.waitAsleep(res, nodes, names)
+	}
 
 	time.Sleep(2 * time.Second) // let elections and the last applies settle
 	b.progress("W4       measuring idle CPU over %v", b.o.idle)
@@ -366,15 +383,69 @@ func (b *bencher) runW4() error {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	res.GoHeapMiB, res.GoSysMiB = float64(m.HeapInuse)/(1<<20), float64(m.Sys)/(1<<20)
+	// The figures above are what the process holds now; an idle process
+	// may not have collected since the last replicas stopped. After a
+	// collection and a return of free pages to the OS (what the runtime
+	// does by itself within minutes) is the steady state.
+	debug.FreeOSMemory()
+	res.RSSAfterGCPerNodeMiB = rssMiB() / 3
 	if b.o.memProf != "" {
 		if err := writeProfile("heap", b.o.memProf); err != nil {
 			return err
 		}
 	}
+	if b.o.hibernate > 0 && res.Asleep > 0 {
+		b.wakeSome(res, all[3:])
+	}
 	b.w4 = res
 	b.progress("W4       idle: %.1f%% of a core for the process (%.1f%% per node), RSS %.0f MiB (%.0f MiB per node)",
 		res.CPUProcessPct, res.CPUPerNodePct, res.RSSProcessMiB, res.RSSPerNodeMiB)
 	return nil
+}
+
+// waitAsleep waits until every database sleeps on every node.
+func (b *bencher) waitAsleep(res *w4Result, nodes []rsNode, names []string) {
+	b.progress("W4       waiting for the databases to fall asleep (hibernate=%v)", b.o.hibernate)
+	t0 := time.Now()
+	for deadline := t0.Add(b.o.hibernate + 2*time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		asleep := 0
+		for _, name := range append(names, "w4-anchor.db") {
+			all := name != ""
+			for _, nd := range nodes {
+				node := cluster.Running(nd.dir)
+				all = all && node != nil && node.DB(name) != nil && node.DB(name).Asleep()
+			}
+			if all {
+				asleep++
+			}
+		}
+		res.Asleep = asleep
+		if asleep == res.Created+1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	res.SleepSeconds = time.Since(t0).Seconds()
+	b.progress("W4       %d of %d databases asleep on every node after %.1fs", res.Asleep, res.Created+1, res.SleepSeconds)
+}
+
+// wakeSome times a write to some sleeping databases, one at a time.
+func (b *bencher) wakeSome(res *w4Result, dbs []*sql.DB) {
+	var lat []time.Duration
+	for i := 0; i < len(dbs) && i < 20; i++ {
+		db := dbs[i*len(dbs)/min(len(dbs), 20)]
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		s := time.Now()
+		_, err := db.ExecContext(ctx, "INSERT INTO t(v) VALUES ('wake')")
+		cancel()
+		if err != nil {
+			b.progress("W4       write to a sleeping database: %v", err)
+			continue
+		}
+		lat = append(lat, time.Since(s))
+	}
+	s := summarize(lat)
+	res.WakeP50ms, res.WakeMaxMs = ms(s.p50), ms(s.p99) // p99 of 20 is the max
+	b.progress("W4       first write to a sleeping database: p50 %.0fms, max %.0fms (%d databases)", res.WakeP50ms, res.WakeMaxMs, len(lat))
 }
 
 // clockTicks is USER_HZ, the unit of /proc/self/stat's times; 100 on Linux.

@@ -78,10 +78,17 @@ func (b *bencher) printTable(out io.Writer) {
 			fmt.Fprintf(out, "  first error: %s\n", w.FirstError)
 		}
 		fmt.Fprintf(out, "  replicas started on all nodes: %v (%.1f s)\n", w.ReplicasReady, w.ReplicaSeconds)
+		if w.Hibernate > 0 {
+			fmt.Fprintf(out, "  hibernate=%.0fs: %d databases asleep on every node %.1f s after the replicas started; a write to a sleeping one took p50 %.0f ms, max %.0f ms\n",
+				w.Hibernate, w.Asleep, w.SleepSeconds, w.WakeP50ms, w.WakeMaxMs)
+		} else {
+			fmt.Fprintf(out, "  hibernate off: every raft group keeps running\n")
+		}
 		fmt.Fprintf(out, "  idle CPU over %.0f s: %.1f%% of a core for the process = %.1f%% per node (process/3); last 5 s: %.1f%% per node\n",
 			w.IdleSeconds, w.CPUProcessPct, w.CPUPerNodePct, w.CPULastPct/3)
 		fmt.Fprintf(out, "  RSS: %.0f MiB for the process = %.0f MiB per node (process/3; one Go runtime shared by the three); Go heap in use %.0f MiB, Go runtime total %.0f MiB\n",
 			w.RSSProcessMiB, w.RSSPerNodeMiB, w.GoHeapMiB, w.GoSysMiB)
+		fmt.Fprintf(out, "  RSS after a garbage collection that returns free memory to the OS: %.0f MiB per node\n", w.RSSAfterGCPerNodeMiB)
 	}
 	if w := b.w5; w != nil {
 		fmt.Fprintf(out, "\nW5 (leader stopped under W1 at c=%d, writing through %s; stopped %s, new leader %s):\n",
