@@ -122,16 +122,16 @@ type Node struct {
 	joinMu    sync.Mutex // one membership change at a time through this node
 	log       *slog.Logger
 
-	mu    sync.Mutex
-	refs  int
-	dbs   map[string]*DB
+	mu   sync.Mutex
+	refs int
+	dbs  map[string]*DB
 	// queue holds the names of databases whose catalog record changed, in
 	// order, and pending their latest record: a replay of the catalog log
 	// (a restart) may put a database to sleep and wake it many times, and
 	// only the last state matters.
 	queue   []string
 	pending map[string]dbInfo
-	wake  chan struct{}
+	wake    chan struct{}
 	// reconcileNow asks the reconciler to run before its next tick.
 	reconcileNow chan struct{}
 	closed       bool
