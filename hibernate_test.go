@@ -217,3 +217,44 @@ func TestHibernateJoin(t *testing.T) {
 		t.Errorf("node 2 sees %d rows, want 2", n)
 	}
 }
+
+// TestHibernateChurn writes with pauses around the idle time, so writes
+// land while a database falls asleep, while its replicas stop and while it
+// wakes: every write succeeds exactly once and the replicas converge.
+func TestHibernateChurn(t *testing.T) {
+	c := clustertest.New(t, 3)
+	c.Params = "hibernate=1s&timeout=30s"
+	dbs := c.OpenAll("churn.db")
+	mustExec(t, dbs[0], "CREATE TABLE t(id INTEGER PRIMARY KEY, w INTEGER, i INTEGER, UNIQUE(w, i))")
+	// Pauses around the time a sleep takes (1 s idle, a vote round, the
+	// stops), so writes meet every stage of it.
+	gaps := []time.Duration{800, 1100, 1300, 1500, 1700, 2000, 2500}
+	const writers, each = 2, 7
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				time.Sleep(gaps[(i+3*w)%len(gaps)] * time.Millisecond)
+				if _, err := dbs[(w+i)%3].Exec("INSERT INTO t(w, i) VALUES (?, ?)", w, i); err != nil {
+					t.Errorf("writer %d, write %d: %v", w, i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	slept := c.LocalDB(0, "churn.db").Sleeps()
+	if slept == 0 {
+		t.Error("the database never slept between the writes")
+	}
+	if n := countRows(t, dbs[1], "t"); n != writers*each {
+		t.Errorf("%d rows, want %d", n, writers*each)
+	}
+	if _, err := c.Converged("churn.db", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d writes over %v; %d sleeps", writers*each, time.Since(start).Round(time.Millisecond), slept)
+}

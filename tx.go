@@ -138,6 +138,12 @@ func (c *conn) beginReadWrite(ctx context.Context) (_ driver.Tx, err error) {
 	t.seed = binary.LittleEndian.Uint64(b[:])
 	wctx, cancel := withDefaultTimeout(ctx, c.cfg)
 	defer cancel()
+	// The barrier first, outside the node's transaction slot: it only
+	// needs to start after Begin, and transactions queued for the slot
+	// then share one ReadIndex instead of taking turns.
+	if err := c.barrier(wctx); err != nil {
+		return nil, err
+	}
 	if t.unlockSlot, err = c.db.LockTx(wctx); err != nil {
 		return nil, err
 	}
@@ -146,9 +152,6 @@ func (c *conn) beginReadWrite(ctx context.Context) (_ driver.Tx, err error) {
 			t.release()
 		}
 	}()
-	if err := c.barrier(wctx); err != nil {
-		return nil, err
-	}
 	if t.sc, err = c.scratchConn(); err != nil {
 		return nil, err
 	}

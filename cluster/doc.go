@@ -23,6 +23,15 @@
 // [ErrTimeout]; in both cases the write's outcome is unknown. Concurrent
 // [DB.Barrier] callers share one ReadIndex (readbarrier.go).
 //
+// # Hibernation
+//
+// A running replica costs CPU and memory even when idle. With
+// [Config.Hibernate] set, the catalog puts a database that no member used
+// for that long to sleep (every node stops its replica) and wakes it on the
+// next write, read barrier or transaction through any node, at the cost of
+// an election (hibernate.go). Stale reads of a sleeping database read the
+// local file and do not wake it.
+//
 // # Disk faults
 //
 // A full or failing disk stalls this node instead of crashing the process:

@@ -49,9 +49,10 @@ type lifecycle struct {
 	epoch    uint64 // the catalog's wake count for it
 	startErr error  // why the last start failed
 
-	voted    atomic.Bool  // this node voted idle in epoch
-	users    atomic.Int32 // operations of this node in progress
-	lastUsed atomic.Int64 // UnixNano of the last use or apply
+	sleeps   atomic.Uint64 // replica stops for sleep since the node started
+	voted    atomic.Bool   // this node voted idle in epoch
+	users    atomic.Int32  // operations of this node in progress
+	lastUsed atomic.Int64  // UnixNano of the last use or apply
 }
 
 // touch records activity: the database is not idle now.
@@ -63,6 +64,10 @@ func (db *DB) Asleep() bool {
 	defer db.life.mu.Unlock()
 	return db.life.asleep
 }
+
+// Sleeps is how many times this node stopped the database's replica
+// because it fell asleep, since the node started.
+func (db *DB) Sleeps() uint64 { return db.life.sleeps.Load() }
 
 // use marks the database in use by this node until done is called, waking
 // it first if it sleeps.
@@ -200,6 +205,8 @@ func (n *Node) stopReplica(db *DB) {
 	if !running {
 		return
 	}
+	db.life.sleeps.Add(1)
+	n.metrics.sleeps.WithLabelValues(db.name).Inc()
 	if err := n.nh.StopShard(db.shardID); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
 		n.log.Warn("rsqlite: stopping a sleeping database's replica", "db", db.name, "err", err.Error())
 	}

@@ -23,6 +23,7 @@ type metrics struct {
 	conflicts       *prometheus.CounterVec
 	snapshots       *prometheus.CounterVec
 	snapshotBytes   *prometheus.CounterVec
+	sleeps          *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -59,9 +60,12 @@ func newMetrics() *metrics {
 		snapshotBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rsqlite_snapshot_bytes_total", Help: "Bytes of database snapshots sent or received.",
 		}, []string{"db", "direction"}),
+		sleeps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rsqlite_db_sleeps_total", Help: "Times this node stopped a database's replica because no member had used it for the hibernate time.",
+		}, []string{"db"}),
 	}
 	m.registry.MustRegister(m.proposals, m.proposalRetries, m.proposalErrors, m.proposeSeconds, m.barrierSeconds,
-		m.applied, m.applySeconds, m.conflicts, m.snapshots, m.snapshotBytes,
+		m.applied, m.applySeconds, m.conflicts, m.snapshots, m.snapshotBytes, m.sleeps,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
