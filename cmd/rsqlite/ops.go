@@ -197,6 +197,8 @@ func printStatus(w io.Writer, st *cluster.Status) {
 	for _, d := range st.Databases {
 		role := "follower"
 		switch {
+		case d.Asleep:
+			role = "asleep" // hibernating: the group is stopped on every node
 		case st.NonVoting:
 			role = "non-voter"
 		case d.IsLeader || d.LeaderID != 0 && d.LeaderID == st.ReplicaID:
@@ -208,7 +210,7 @@ func printStatus(w io.Writer, st *cluster.Status) {
 			leader = d.Leader
 		}
 		ready := "yes"
-		if !d.Ready {
+		if !d.Ready && !d.Asleep {
 			ready = "no"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", d.Name, d.ShardID, role, leader, d.Term, d.Applied, humanBytes(d.SizeBytes), ready)
