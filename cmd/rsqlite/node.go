@@ -46,6 +46,7 @@ flags:
 type nodeFlags struct {
 	dir, raft, peers, join, admin string
 	nonVoting                     bool
+	hibernate                     string
 	tlsCA, tlsCert, tlsKey        string
 	logLevel                      string
 }
@@ -59,6 +60,7 @@ func runNode(args []string) error {
 	fs.StringVar(&f.join, "join", "", "admin address (`host:port` or URL) of a running member to join through, on first start")
 	fs.BoolVar(&f.nonVoting, "nonvoting", false, "join as a non-voting member: receives every write, serves reads, no vote (needs -join)")
 	fs.StringVar(&f.admin, "admin", "", "serve the admin HTTP API (/status, /readyz, /metrics, /join, /remove, /backup, /restore) on `host:port`; no authentication, bind it to a private address")
+	fs.StringVar(&f.hibernate, "hibernate", "", "put databases no node has used for this `duration` to sleep (their raft groups stop until next use); give every node the same value, as a node without it never agrees")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate `file` (PEM) for mutual TLS between nodes")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "this node's certificate `file` (PEM), signed by the CA")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "this node's private key `file` (PEM)")
@@ -118,6 +120,9 @@ func (f *nodeFlags) config() (cluster.Config, slog.Level, error) {
 	if f.nonVoting {
 		q.Set("nonvoting", "1")
 	}
+	if f.hibernate != "" {
+		q.Set("hibernate", f.hibernate)
+	}
 	if f.admin != "" {
 		q.Set("admin", f.admin)
 	}
@@ -133,6 +138,7 @@ func (f *nodeFlags) config() (cluster.Config, slog.Level, error) {
 		AdminAddress: dc.Admin,
 		JoinAddress:  dc.Join,
 		NonVoting:    dc.NonVoting,
+		Hibernate:    dc.Hibernate,
 		TLSCAFile:    absOrEmpty(f.tlsCA),
 		TLSCertFile:  absOrEmpty(f.tlsCert),
 		TLSKeyFile:   absOrEmpty(f.tlsKey),
@@ -143,7 +149,7 @@ func (f *nodeFlags) config() (cluster.Config, slog.Level, error) {
 // turned into so that it names the flags.
 func dsnErrorToFlags(msg string) string {
 	msg = strings.TrimPrefix(msg, "rsqlite: ")
-	for _, p := range []string{"raft", "peers", "join", "nonvoting", "admin"} {
+	for _, p := range []string{"raft", "peers", "join", "nonvoting", "admin", "hibernate"} {
 		msg = strings.ReplaceAll(msg, "DSN parameter "+p+"=", "-"+p+" ")
 		msg = strings.ReplaceAll(msg, "DSN parameter "+p+" ", "-"+p+" ")
 	}

@@ -919,6 +919,7 @@ func TestOpsCommandLine(t *testing.T) {
 		{[]string{"node", "-dir", dir, "-raft", "127.0.0.1:7001", "-tls-ca", "ca.pem"}, 2, "all three of -tls-ca, -tls-cert and -tls-key"},
 		{[]string{"node", "-dir", dir, "-raft", "127.0.0.1:7001", "-tls-ca", "nope.pem", "-tls-cert", "c", "-tls-key", "k"}, 2, "-tls-ca: open nope.pem"},
 		{[]string{"node", "-dir", dir, "-raft", "127.0.0.1:7001", "-log-level", "loud"}, 2, "-log-level"},
+		{[]string{"node", "-dir", dir, "-raft", "127.0.0.1:7001", "-hibernate", "100ms"}, 2, "-hibernate \"100ms\": want at least 1s"},
 		{[]string{"node", "-dir", dir, "-raft", "127.0.0.1:7001", "surplus"}, 2, "unexpected argument \"surplus\""},
 		{[]string{"node", "-bogus"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"node", "-dir", filepath.Join(dir, "j"), "-raft", "127.0.0.1:7001", "-join", "127.0.0.1:1"}, 1, "join through 127.0.0.1:1"},

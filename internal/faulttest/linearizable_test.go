@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -180,52 +181,13 @@ func TestLinearizable(t *testing.T) {
 					time.Sleep(20 * time.Millisecond)
 					continue
 				}
-				in := kvInput{Key: r.IntN(cfg.keys), Value: int64(cl+1)<<32 | seq}
-				switch p := r.IntN(10); {
-				case p < 4:
-					in.Kind = opRead
-				case p < 7:
-					in.Kind = opWrite
-				default:
-					in.Kind = opCAS
-					in.Expect = seen[in.Key]
-				}
+				in := randomInput(r, cl, seq, cfg.keys, seen)
 				issued.Add(1)
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				op := porcupine.Operation{ClientId: cl, Input: in, Call: now()}
-				var out kvOutput
-				var err error
-				switch in.Kind {
-				case opRead:
-					err = db.QueryRowContext(ctx, "SELECT v FROM kv WHERE k = ?", in.Key).Scan(&out.Value)
-					if err == nil {
-						seen[in.Key] = out.Value
-					}
-				case opWrite:
-					_, err = db.ExecContext(ctx, "UPDATE kv SET v = ? WHERE k = ?", in.Value, in.Key)
-				case opCAS:
-					var res sql.Result
-					res, err = db.ExecContext(ctx, "UPDATE kv SET v = ? WHERE k = ? AND v = ?", in.Value, in.Key, in.Expect)
-					if err == nil {
-						n, _ := res.RowsAffected()
-						out.OK = n == 1
-					}
+				op, err := runOp(db, cl, in, seen, now)
+				if op.Input == nil {
+					record(op, err) // a failed read says nothing
+					continue
 				}
-				op.Return = now()
-				cancel()
-				if err != nil {
-					if in.Kind == opRead {
-						record(porcupine.Operation{}, err) // a failed read says nothing
-						continue
-					}
-					out.Unknown = true
-					op.Return = infinity
-				} else if in.Kind != opRead {
-					if in.Kind == opWrite || out.OK {
-						seen[in.Key] = in.Value
-					}
-				}
-				op.Output = out
 				record(op, err)
 			}
 		}()
@@ -250,6 +212,75 @@ func TestLinearizable(t *testing.T) {
 	wg.Wait()
 	elapsed := time.Since(start)
 
+	checkHistory(t, s, history, errKind, elapsed, cfg.ops, nem.summary()+" injected; "+fnet.Stats().String(), nem.injected)
+
+	conv, err := c.Converged(name, 10*time.Second)
+	if err != nil {
+		t.Error(err)
+	} else {
+		t.Logf("converged at applied index %d", conv.Applied)
+	}
+}
+
+// runOp performs one operation of client cl on db and returns it for the
+// history: Input nil for a read that failed (it says nothing), an infinite
+// Return for a write whose outcome is unknown. seen is the client's last
+// value per key, which its compare-and-sets expect.
+func runOp(db *sql.DB, cl int, in kvInput, seen []int64, now func() int64) (porcupine.Operation, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	op := porcupine.Operation{ClientId: cl, Input: in, Call: now()}
+	var out kvOutput
+	var err error
+	switch in.Kind {
+	case opRead:
+		err = db.QueryRowContext(ctx, "SELECT v FROM kv WHERE k = ?", in.Key).Scan(&out.Value)
+		if err == nil {
+			seen[in.Key] = out.Value
+		}
+	case opWrite:
+		_, err = db.ExecContext(ctx, "UPDATE kv SET v = ? WHERE k = ?", in.Value, in.Key)
+	case opCAS:
+		var res sql.Result
+		res, err = db.ExecContext(ctx, "UPDATE kv SET v = ? WHERE k = ? AND v = ?", in.Value, in.Key, in.Expect)
+		if err == nil {
+			n, _ := res.RowsAffected()
+			out.OK = n == 1
+		}
+	}
+	op.Return = now()
+	if err != nil {
+		if in.Kind == opRead {
+			return porcupine.Operation{}, err
+		}
+		out.Unknown = true
+		op.Return = infinity
+	} else if in.Kind != opRead && (in.Kind == opWrite || out.OK) {
+		seen[in.Key] = in.Value
+	}
+	op.Output = out
+	return op, err
+}
+
+// randomInput draws client cl's next operation.
+func randomInput(r *rand.Rand, cl int, seq int64, keys int, seen []int64) kvInput {
+	in := kvInput{Key: r.IntN(keys), Value: int64(cl+1)<<32 | seq}
+	switch p := r.IntN(10); {
+	case p < 4:
+		in.Kind = opRead
+	case p < 7:
+		in.Kind = opWrite
+	default:
+		in.Kind = opCAS
+		in.Expect = seen[in.Key]
+	}
+	return in
+}
+
+// checkHistory checks a history with porcupine (failed reads, recorded
+// with a nil Input, are dropped) and reports it.
+func checkHistory(t *testing.T, s uint64, history []porcupine.Operation, errKind map[string]int, elapsed time.Duration, want int, faults string, injected []string) {
+	t.Helper()
 	// Drop the placeholders of failed reads.
 	var ops []porcupine.Operation
 	var unknown, reads, writes, cas int
@@ -269,10 +300,10 @@ func TestLinearizable(t *testing.T) {
 			cas++
 		}
 	}
-	t.Logf("%d operations in %v (%d reads, %d writes, %d cas, %d unknown outcome; failed calls by kind %v), %s injected; %v",
-		len(ops), elapsed.Round(time.Millisecond), reads, writes, cas, unknown, errKind, nem.summary(), fnet.Stats())
-	if len(ops) < cfg.ops/2 {
-		t.Errorf("only %d operations completed (wanted about %d)", len(ops), cfg.ops)
+	t.Logf("%d operations in %v (%d reads, %d writes, %d cas, %d unknown outcome; failed calls by kind %v); %s",
+		len(ops), elapsed.Round(time.Millisecond), reads, writes, cas, unknown, errKind, faults)
+	if len(ops) < want/2 {
+		t.Errorf("only %d operations completed (wanted about %d)", len(ops), want)
 	}
 
 	checkStart := time.Now()
@@ -284,17 +315,11 @@ func TestLinearizable(t *testing.T) {
 		if err := porcupine.VisualizePath(registerModel, info, path); err != nil {
 			t.Errorf("write visualisation: %v", err)
 		}
-		t.Errorf("history is not linearizable; porcupine's visualisation: %s\nfaults: %s", path, strings.Join(nem.injected, "; "))
+		t.Errorf("history is not linearizable; porcupine's visualisation: %s\nfaults: %s", path, strings.Join(injected, "; "))
 	case porcupine.Unknown:
 		t.Logf("porcupine timed out: the history was not fully checked")
 	}
 
-	conv, err := c.Converged(name, 10*time.Second)
-	if err != nil {
-		t.Error(err)
-	} else {
-		t.Logf("converged at applied index %d", conv.Applied)
-	}
 }
 
 // errClass names an error for the run's summary.
