@@ -291,11 +291,21 @@ func (n *Node) voteIdle() {
 		need = append(need, id)
 	}
 	sort.Slice(need, func(i, j int) bool { return need[i] < need[j] })
-	// Mark first: a use from now on withdraws the vote.
-	for _, db := range dbs {
+	// Mark first, so a use from now on withdraws the vote; then drop the
+	// databases used since they were picked.
+	var cast []idleVote
+	for i, db := range dbs {
 		db.life.voted.Store(true)
+		if db.life.users.Load() != 0 || db.life.lastUsed.Load() >= cutoff {
+			db.life.voted.Store(false)
+			continue
+		}
+		cast = append(cast, votes[i])
 	}
-	cmd := catalogCommand{Op: "idle", Votes: votes, Replica: n.replicaID, Need: need}
+	if len(cast) == 0 {
+		return
+	}
+	cmd := catalogCommand{Op: "idle", Votes: cast, Replica: n.replicaID, Need: need}
 	if _, err := n.proposeCatalog(ctx, "vote idle", cmd); err != nil {
 		for _, db := range dbs {
 			db.life.voted.Store(false)

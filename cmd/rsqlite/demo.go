@@ -171,7 +171,11 @@ func runDemo(args []string) error {
 		n.db.QueryRow("SELECT count(*) || ' rows, max id ' || max(id) || ', first placed at ' || min(placed_at) FROM orders").Scan(&sum)
 		say("%s: %s  (%s)", n.name, sum, filepath.Join(n.dir, "orders.db"))
 	}
-	fmt.Println("\nDone. Each node's orders.db is an ordinary SQLite file; open it with sqlite3 to look inside.")
+	if *dir != "" {
+		fmt.Println("\nDone. Each node's orders.db is an ordinary SQLite file; open it with sqlite3 to look inside.")
+	} else {
+		fmt.Println("\nDone. Each node's orders.db is an ordinary SQLite file (removed now; run with -dir DIR to keep them).")
+	}
 	return nil
 }
 
