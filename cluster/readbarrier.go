@@ -24,49 +24,50 @@ import (
 type readBarrier struct {
 	mu      sync.Mutex
 	next    *barrierRound // collecting readers; nil when nobody waits
-	running bool          // runBarriers is running
+	running bool          // run is running
 }
 
 // barrierRound is one ReadIndex and the readers it serves.
 type barrierRound struct {
+	readers  int           // how many joined it
 	deadline time.Time     // the latest deadline of its readers
 	done     chan struct{} // closed when err is set
 	err      error
 }
 
-// sharedBarrier waits for a barrier that starts after this call.
-func (db *DB) sharedBarrier(ctx context.Context) error {
-	deadline, _ := ctx.Deadline() // Barrier checked it is set
-	rb := &db.barrier
+// wait returns the outcome of a round that starts after this call, or
+// ctx's error (ctxDone) if ctx ends first. A round is once (one ReadIndex,
+// retried until the latest deadline of its readers), run by a goroutine
+// that serves rounds while readers wait; base bounds the rounds' contexts.
+// ctx must have a deadline.
+func (rb *readBarrier) wait(ctx, base context.Context, once func(context.Context) error) (ctxDone bool, err error) {
+	deadline, _ := ctx.Deadline()
 	rb.mu.Lock()
 	r := rb.next
 	if r == nil {
 		r = &barrierRound{deadline: deadline, done: make(chan struct{})}
 		rb.next = r
 	}
+	r.readers++
 	if deadline.After(r.deadline) {
 		r.deadline = deadline
 	}
 	if !rb.running {
 		rb.running = true
-		go db.runBarriers()
+		go rb.run(base, once)
 	}
 	rb.mu.Unlock()
 	select {
 	case <-r.done:
-		return r.err
+		return false, r.err
 	case <-ctx.Done():
-		op := "read barrier on " + db.name
-		if errors.Is(ctx.Err(), context.Canceled) {
-			return fmt.Errorf("rsqlite: %s: %w", op, context.Canceled)
-		}
-		return db.node.deadline(db.shardID, op, ctx.Err())
+		return true, ctx.Err()
 	}
 }
 
-// runBarriers runs rounds until no reader waits.
-func (db *DB) runBarriers() {
-	rb := &db.barrier
+// run serves rounds until no reader waits. A round takes every reader that
+// arrived before it started; later ones wait for the next.
+func (rb *readBarrier) run(base context.Context, once func(context.Context) error) {
 	for {
 		rb.mu.Lock()
 		r := rb.next
@@ -77,9 +78,22 @@ func (db *DB) runBarriers() {
 			return
 		}
 		rb.mu.Unlock()
-		ctx, cancel := context.WithDeadline(db.node.ctx, r.deadline)
-		r.err = db.barrierOnce(ctx)
+		ctx, cancel := context.WithDeadline(base, r.deadline)
+		r.err = once(ctx)
 		cancel()
 		close(r.done)
 	}
+}
+
+// sharedBarrier waits for a barrier that starts after this call.
+func (db *DB) sharedBarrier(ctx context.Context) error {
+	ctxDone, err := db.barrier.wait(ctx, db.node.ctx, db.barrierOnce)
+	if !ctxDone {
+		return err
+	}
+	op := "read barrier on " + db.name
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("rsqlite: %s: %w", op, context.Canceled)
+	}
+	return db.node.deadline(db.shardID, op, ctx.Err())
 }
