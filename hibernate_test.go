@@ -258,3 +258,40 @@ func TestHibernateChurn(t *testing.T) {
 	}
 	t.Logf("%d writes over %v; %d sleeps", writers*each, time.Since(start).Round(time.Millisecond), slept)
 }
+
+// TestHibernateRestart: a node restarted while a database sleeps replays
+// the catalog (which starts and stops nothing for it) and wakes it on
+// first use; a node restarted after missing writes catches up on wake;
+// with every node back, the database sleeps again.
+func TestHibernateRestart(t *testing.T) {
+	c := clustertest.New(t, 3)
+	c.Params = "hibernate=1s&timeout=20s"
+	dbs := c.OpenAll("r.db")
+	mustExec(t, dbs[0], "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+	mustExec(t, dbs[0], "INSERT INTO t(v) VALUES ('one')")
+	waitAsleep(t, c, "r.db", true, 20*time.Second)
+
+	c.Stop(1)
+	c.Restart(1, "r.db") // opening it there wakes it: the file never opened in this process
+	if n := countRows(t, c.Open(1, "r.db"), "t"); n != 1 {
+		t.Errorf("restarted node reads %d rows, want 1", n)
+	}
+
+	// Writes while node 2 is down, then it comes back and catches up.
+	c.Stop(2)
+	for i := range 5 {
+		mustExec(t, c.Open(i%2, "r.db"), "INSERT INTO t(v) VALUES ('while node 2 was down')")
+	}
+	time.Sleep(2500 * time.Millisecond) // idle, but node 2 cannot vote
+	if c.LocalDB(0, "r.db").Asleep() {
+		t.Error("r.db fell asleep while a member was down")
+	}
+	c.Restart(2, "r.db")
+	if n := countRows(t, c.Open(2, "r.db"), "t"); n != 6 {
+		t.Errorf("node 2 reads %d rows after its restart, want 6", n)
+	}
+	waitAsleep(t, c, "r.db", true, 20*time.Second)
+	if _, err := c.Converged("r.db", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
