@@ -324,10 +324,6 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 			rs.busy.Store(false)
 			return nil, err
 		}
-		if err := enoughArgs(rs.st, args); err != nil {
-			rs.busy.Store(false)
-			return nil, err
-		}
 		return queryCached(ctx, rs, args)
 	}
 	ro, err := c.prepareLocal(ctx, query)
@@ -338,14 +334,43 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 		ro.Close()
 		return c.proposeQuery(ctx, query, args)
 	}
-	if err := enoughArgs(ro, args); err != nil {
-		ro.Close()
+	return c.queryPrepared(ctx, query, ro, args)
+}
+
+// queryPinned runs a read-only transaction's query on the read connection,
+// whose snapshot the transaction pinned (no barrier): single statements
+// through the statement cache, like reads outside transactions.
+func (c *conn) queryPinned(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	rc, err := c.readConn()
+	if err != nil {
 		return nil, err
 	}
-	if rs := c.cacheReadStmt(query, ro); rs != nil {
+	if len(sqlclass.Split(query)) != 1 {
+		return rc.QueryContext(ctx, query, args) // what go-sqlite3 does with several
+	}
+	if rs := c.takeReadStmt(query); rs != nil {
 		return queryCached(ctx, rs, args)
 	}
-	return queryLocal(ctx, ro, args)
+	st, err := rc.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return c.queryPrepared(ctx, query, st.(*sqlite3.SQLiteStmt), args)
+}
+
+// queryPrepared runs a statement just prepared on the read connection,
+// keeping it in the cache when it is read-only and there is room.
+func (c *conn) queryPrepared(ctx context.Context, query string, st *sqlite3.SQLiteStmt, args []driver.NamedValue) (driver.Rows, error) {
+	if err := enoughArgs(st, args); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if st.Readonly() {
+		if rs := c.cacheReadStmt(query, st); rs != nil {
+			return queryCached(ctx, rs, args)
+		}
+	}
+	return queryLocal(ctx, st, args)
 }
 
 // prepareLocal prepares query on the local read connection after the read

@@ -478,6 +478,30 @@ func TestCachedReadStatements(t *testing.T) {
 			t.Fatalf("read after write %d: %d rows", i, n)
 		}
 	}
+	// A read-only transaction reads its pinned snapshot through the same
+	// cache: a statement cached before it sees the snapshot, not later
+	// writes, and the cache serves reads after it again.
+	ro, err := r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, during int
+	if err := ro.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, w, "INSERT INTO t(v) VALUES ('after the snapshot')")
+	if err := ro.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&during); err != nil {
+		t.Fatal(err)
+	}
+	if before != 22 || during != 22 {
+		t.Fatalf("read-only transaction saw %d then %d rows, want 22 both times", before, during)
+	}
+	if err := ro.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, r, "SELECT count(*) FROM t"); n != 23 {
+		t.Fatalf("after the read-only transaction: %d rows, want 23", n)
+	}
 	mustExec(t, w, "DROP TABLE t")
 	if _, err := r.Query("SELECT * FROM t ORDER BY id"); err == nil || !strings.Contains(err.Error(), "no such table") {
 		t.Fatalf("cached statement on a dropped table: %v", err)

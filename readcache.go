@@ -85,6 +85,10 @@ func enoughArgs(st *sqlite3.SQLiteStmt, args []driver.NamedValue) error {
 // queryCached runs a cached statement; closing the rows resets it and
 // hands it back.
 func queryCached(ctx context.Context, rs *readStmt, args []driver.NamedValue) (driver.Rows, error) {
+	if err := enoughArgs(rs.st, args); err != nil {
+		rs.busy.Store(false)
+		return nil, err
+	}
 	r, err := rs.st.QueryContext(ctx, args)
 	if err != nil {
 		rs.busy.Store(false)

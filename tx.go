@@ -224,11 +224,7 @@ func (t *tx) query(ctx context.Context, query string, args []driver.NamedValue) 
 		return nil, err
 	}
 	if t.readOnly {
-		rc, err := t.c.readConn()
-		if err != nil {
-			return nil, err
-		}
-		return rc.QueryContext(ctx, query, args)
+		return t.c.queryPinned(ctx, query, args)
 	}
 	var rows driver.Rows
 	var write bool
