@@ -3,11 +3,13 @@ package rsqlite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rsqlite/rsqlite"
 	"github.com/rsqlite/rsqlite/cluster"
 	"github.com/rsqlite/rsqlite/internal/clustertest"
 )
@@ -293,5 +295,28 @@ func TestHibernateRestart(t *testing.T) {
 	waitAsleep(t, c, "r.db", true, 20*time.Second)
 	if _, err := c.Converged("r.db", 10*time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHibernateWakeDeadline: a write to a sleeping database whose deadline
+// passes during the wake reports a timeout, not a lost quorum (the catalog
+// has a leader: the group is electing), and the next write succeeds.
+func TestHibernateWakeDeadline(t *testing.T) {
+	c := clustertest.New(t, 3)
+	c.Params = "hibernate=1s&timeout=20s"
+	dbs := c.OpenAll("d.db")
+	mustExec(t, dbs[0], "CREATE TABLE t(id INTEGER PRIMARY KEY)")
+	for round := range 3 {
+		waitAsleep(t, c, "d.db", true, 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(20+30*round)*time.Millisecond)
+		_, err := dbs[1].ExecContext(ctx, "INSERT INTO t DEFAULT VALUES")
+		cancel()
+		if err == nil {
+			continue // the wake beat the deadline
+		}
+		if errors.Is(err, rsqlite.ErrNoQuorum) || !errors.Is(err, rsqlite.ErrTimeout) {
+			t.Errorf("round %d: %v; want ErrTimeout (all nodes are up)", round, err)
+		}
+		mustExec(t, dbs[2], "INSERT INTO t DEFAULT VALUES")
 	}
 }

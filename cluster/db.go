@@ -287,14 +287,20 @@ func retryable(err error) bool {
 }
 
 // deadline builds the error for an operation whose deadline passed: no
-// quorum if the group has no leader this node knows of, else a timeout.
+// quorum if neither the group nor the catalog has a leader this node knows
+// of, else a timeout.
 func (n *Node) deadline(shardID uint64, op string, last error) error {
 	if cause := n.diskFault(shardID); cause != nil {
 		return &deadlineError{kind: ErrTimeout, op: op, last: last, cause: cause}
 	}
 	kind := ErrTimeout
 	if _, _, ok, err := n.nh.GetLeaderID(shardID); err == nil && !ok {
-		kind = ErrNoQuorum
+		// No leader for the group. If the catalog has one, a quorum of the
+		// nodes is reachable and the group is still electing (just started
+		// or woken): a timeout, not a lost quorum.
+		if _, _, catOK, err := n.nh.GetLeaderID(catalogShardID); shardID == catalogShardID || err != nil || !catOK {
+			kind = ErrNoQuorum
+		}
 	}
 	return &deadlineError{kind: kind, op: op, last: last}
 }
