@@ -30,8 +30,8 @@ import (
 //   - a node that needs a sleeping database proposes "wake": the epoch
 //     advances, so older votes no longer count, and every node starts its
 //     replica, which catches up from the raft log as after a restart. A node
-//     that voted and then used the database proposes wake too, withdrawing
-//     its vote.
+//     that voted and then used the database, or applied a write to it,
+//     proposes wake too, withdrawing its vote.
 //
 // Stopping and starting a replica is what a crash and a restart do, so
 // safety rests on raft, and exactly-once on the request IDs kept in the
@@ -57,6 +57,15 @@ type lifecycle struct {
 
 // touch records activity: the database is not idle now.
 func (db *DB) touch() { db.life.lastUsed.Store(time.Now().UnixNano()) }
+
+// applied records an apply (someone wrote): activity, and the end of this
+// node's idle vote, if it cast one.
+func (db *DB) applied() {
+	db.touch()
+	if db.life.voted.Load() && db.life.voted.Swap(false) {
+		go db.node.wakeDB(db.node.ctx, db.name, true) //nolint:errcheck // best effort
+	}
+}
 
 // Asleep reports whether the catalog has put the database to sleep.
 func (db *DB) Asleep() bool {
@@ -267,7 +276,10 @@ func (n *Node) voteIdle() {
 	for _, db := range n.dbs {
 		l := &db.life
 		l.mu.Lock()
-		if l.running && l.known && !l.asleep && !l.voted.Load() && l.users.Load() == 0 && l.lastUsed.Load() < cutoff {
+		// Not while a disk fault holds: the replica may be waiting out a
+		// failed apply, and stopping it then would end that apply with an
+		// error, which dragonboat treats as fatal.
+		if l.running && l.known && !l.asleep && !l.voted.Load() && l.users.Load() == 0 && l.lastUsed.Load() < cutoff && db.diskFault() == nil {
 			dbs = append(dbs, db)
 			votes = append(votes, idleVote{Name: db.name, Epoch: l.epoch})
 		}

@@ -76,13 +76,13 @@ func (n *Node) Registry() *prometheus.Registry { return n.metrics.registry }
 
 // smObserver feeds one database's state machine events into the metrics.
 type smObserver struct {
-	m     *metrics
-	db    string
-	touch func() // an apply is activity: see hibernate.go
+	m       *metrics
+	db      string
+	applied func() // an apply is activity: see hibernate.go
 }
 
 func (o smObserver) Applied(entries int, d time.Duration) {
-	o.touch()
+	o.applied()
 	o.m.applied.WithLabelValues(o.db).Add(float64(entries))
 	o.m.applySeconds.WithLabelValues(o.db).Observe(d.Seconds())
 }

@@ -482,7 +482,7 @@ func (n *Node) startReplica(db *DB, d dbInfo) {
 	s := statemachine.New(statemachine.Options{
 		Path:     db.path,
 		Logger:   n.log,
-		Observer: smObserver{m: n.metrics, db: d.Name, touch: db.touch},
+		Observer: smObserver{m: n.metrics, db: d.Name, applied: db.applied},
 		LocalTxs: &db.locals,
 	})
 	db.sm.Store(s)
