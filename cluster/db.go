@@ -286,6 +286,15 @@ func retryable(err error) bool {
 	return false
 }
 
+// ended builds the error for an operation whose ctx ended while it waited:
+// cancelled, or its deadline passed (see deadline).
+func (n *Node) ended(ctx context.Context, shardID uint64, op string) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("rsqlite: %s: %w", op, context.Canceled)
+	}
+	return n.deadline(shardID, op, ctx.Err())
+}
+
 // deadline builds the error for an operation whose deadline passed: no
 // quorum if neither the group nor the catalog has a leader this node knows
 // of, else a timeout.

@@ -62,6 +62,13 @@ func (db *DB) touch() { db.life.lastUsed.Store(time.Now().UnixNano()) }
 // node's idle vote, if it cast one.
 func (db *DB) applied() {
 	db.touch()
+	db.withdrawVote()
+}
+
+// withdrawVote voids this node's idle vote, if it cast one, before the
+// others complete it: a wake advances the epoch. Load first: this runs on
+// every use and apply, and a vote is rare.
+func (db *DB) withdrawVote() {
 	if db.life.voted.Load() && db.life.voted.Swap(false) {
 		go db.node.wakeDB(db.node.ctx, db.name, true) //nolint:errcheck // best effort
 	}
@@ -83,10 +90,7 @@ func (db *DB) Sleeps() uint64 { return db.life.sleeps.Load() }
 func (db *DB) use(ctx context.Context) (done func(), err error) {
 	db.life.users.Add(1)
 	db.touch()
-	if db.life.voted.Swap(false) {
-		// Withdraw the idle vote: others may be about to complete it.
-		go db.node.wakeDB(db.node.ctx, db.name, true) //nolint:errcheck // best effort
-	}
+	db.withdrawVote()
 	if err := db.awake(ctx); err != nil {
 		db.life.users.Add(-1)
 		return nil, err
@@ -135,11 +139,7 @@ func (db *DB) awake(ctx context.Context) error {
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():
-			op := "start database " + db.name
-			if errors.Is(ctx.Err(), context.Canceled) {
-				return fmt.Errorf("rsqlite: %s: %w", op, context.Canceled)
-			}
-			return db.node.deadline(db.shardID, op, ctx.Err())
+			return db.node.ended(ctx, db.shardID, "start database "+db.name)
 		}
 	}
 }

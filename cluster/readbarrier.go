@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"time"
 )
@@ -91,9 +89,5 @@ func (db *DB) sharedBarrier(ctx context.Context) error {
 	if !ctxDone {
 		return err
 	}
-	op := "read barrier on " + db.name
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return fmt.Errorf("rsqlite: %s: %w", op, context.Canceled)
-	}
-	return db.node.deadline(db.shardID, op, ctx.Err())
+	return db.node.ended(ctx, db.shardID, "read barrier on "+db.name)
 }
