@@ -45,17 +45,6 @@ func waitAsleep(t *testing.T, c *clustertest.Cluster, name string, want bool, wi
 	}
 }
 
-func countRows(t *testing.T, db *sql.DB, table string) int {
-	t.Helper()
-	var n int
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
-		t.Fatalf("count %s: %v", table, err)
-	}
-	return n
-}
-
 // TestHibernate: an idle database sleeps on every node and wakes on the
 // first write, linearizable read or transaction through any node, with
 // nothing lost; a database in use, or with a transaction open, stays awake;
@@ -104,7 +93,7 @@ func TestHibernate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stale.Close()
-	if n := countRows(t, stale, "t"); n != 10 {
+	if n := count(t, stale, "SELECT count(*) FROM t"); n != 10 {
 		t.Errorf("stale read of the sleeping database: %d rows, want 10", n)
 	}
 	if !c.LocalDB(1, "h.db").Asleep() {
@@ -116,7 +105,7 @@ func TestHibernate(t *testing.T) {
 	mustExec(t, dbs[2], "INSERT INTO t(v) VALUES ('woken by a write')")
 	t.Logf("first write after sleep took %v", time.Since(start))
 	for i, db := range dbs {
-		if n := countRows(t, db, "t"); n != 11 {
+		if n := count(t, db, "SELECT count(*) FROM t"); n != 11 {
 			t.Errorf("node %d: %d rows after the waking write, want 11", i, n)
 		}
 	}
@@ -125,7 +114,7 @@ func TestHibernate(t *testing.T) {
 	// Asleep again; a linearizable read wakes it and sees every write.
 	waitAsleep(t, c, "h.db", true, 20*time.Second)
 	start = time.Now()
-	if n := countRows(t, dbs[1], "t"); n != 11 {
+	if n := count(t, dbs[1], "SELECT count(*) FROM t"); n != 11 {
 		t.Errorf("linearizable read after sleep: %d rows, want 11", n)
 	}
 	t.Logf("first linearizable read after sleep took %v", time.Since(start))
@@ -160,7 +149,7 @@ func TestHibernate(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatalf("commit: %v", err)
 	}
-	if n := countRows(t, dbs[0], "t"); n != 13 {
+	if n := count(t, dbs[0], "SELECT count(*) FROM t"); n != 13 {
 		t.Errorf("%d rows at the end, want 13", n)
 	}
 	conv, err := c.Converged("h.db", 10*time.Second)
@@ -215,7 +204,7 @@ func TestHibernateJoin(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	mustExec(t, db4, "INSERT INTO t(v) VALUES ('from the new node after sleep')")
-	if n := countRows(t, dbs[2], "t"); n != 2 {
+	if n := count(t, dbs[2], "SELECT count(*) FROM t"); n != 2 {
 		t.Errorf("node 2 sees %d rows, want 2", n)
 	}
 }
@@ -252,7 +241,7 @@ func TestHibernateChurn(t *testing.T) {
 	if slept == 0 {
 		t.Error("the database never slept between the writes")
 	}
-	if n := countRows(t, dbs[1], "t"); n != writers*each {
+	if n := count(t, dbs[1], "SELECT count(*) FROM t"); n != writers*each {
 		t.Errorf("%d rows, want %d", n, writers*each)
 	}
 	if _, err := c.Converged("churn.db", 10*time.Second); err != nil {
@@ -275,7 +264,7 @@ func TestHibernateRestart(t *testing.T) {
 
 	c.Stop(1)
 	c.Restart(1, "r.db") // opening it there wakes it: the file never opened in this process
-	if n := countRows(t, c.Open(1, "r.db"), "t"); n != 1 {
+	if n := count(t, c.Open(1, "r.db"), "SELECT count(*) FROM t"); n != 1 {
 		t.Errorf("restarted node reads %d rows, want 1", n)
 	}
 
@@ -289,7 +278,7 @@ func TestHibernateRestart(t *testing.T) {
 		t.Error("r.db fell asleep while a member was down")
 	}
 	c.Restart(2, "r.db")
-	if n := countRows(t, c.Open(2, "r.db"), "t"); n != 6 {
+	if n := count(t, c.Open(2, "r.db"), "SELECT count(*) FROM t"); n != 6 {
 		t.Errorf("node 2 reads %d rows after its restart, want 6", n)
 	}
 	waitAsleep(t, c, "r.db", true, 20*time.Second)

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
-
 	"github.com/rsqlite/rsqlite/internal/clustertest"
 )
 
@@ -27,11 +25,7 @@ func TestLinearizableHibernate(t *testing.T) {
 	c.Params = "hibernate=1s&timeout=20s"
 	const name = "linh.db"
 	dbs := c.OpenAll(name)
-	setup := "CREATE TABLE kv(k INTEGER PRIMARY KEY, v INTEGER NOT NULL);"
-	for k := 0; k < keys; k++ {
-		setup += fmt.Sprintf("INSERT INTO kv VALUES (%d, 0);", k)
-	}
-	if _, err := dbs[0].Exec(setup); err != nil {
+	if _, err := dbs[0].Exec(registersSQL(keys)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -41,13 +35,7 @@ func TestLinearizableHibernate(t *testing.T) {
 	for i := range gaps {
 		gaps[i] = time.Duration(700+rng.IntN(1900)) * time.Millisecond
 	}
-	start := time.Now()
-	now := func() int64 { return int64(time.Since(start)) }
-	var (
-		mu      sync.Mutex
-		history []porcupine.Operation
-		errKind = map[string]int{}
-	)
+	hist := newHistory()
 	var wg sync.WaitGroup
 	for cl := 0; cl < clients; cl++ {
 		wg.Add(1)
@@ -57,19 +45,13 @@ func TestLinearizableHibernate(t *testing.T) {
 			db := dbs[cl%len(dbs)]
 			seen := make([]int64, keys)
 			seq := int64(0)
-			at := start
+			at := hist.start
 			for _, gap := range gaps {
 				at = at.Add(gap)
 				time.Sleep(time.Until(at.Add(time.Duration(r.IntN(400)) * time.Millisecond)))
 				for range 1 + r.IntN(3) {
 					seq++
-					op, err := runOp(db, cl, randomInput(r, cl, seq, keys, seen), seen, now)
-					mu.Lock()
-					history = append(history, op)
-					if err != nil {
-						errKind[errClass(err)]++
-					}
-					mu.Unlock()
+					hist.record(runOp(db, cl, randomInput(r, cl, seq, keys, seen), seen, hist.now))
 				}
 			}
 		}()
@@ -80,9 +62,9 @@ func TestLinearizableHibernate(t *testing.T) {
 	if sleeps == 0 {
 		t.Error("the database never slept: the test exercised nothing")
 	}
-	checkHistory(t, s, history, errKind, time.Since(start), rounds*clients, fmt.Sprintf("%d sleeps", sleeps), nil)
-	if len(errKind) > 0 {
-		t.Errorf("operations failed across sleeps and wakes: %v", errKind)
+	hist.check(t, s, rounds*clients, fmt.Sprintf("%d sleeps", sleeps), nil)
+	if len(hist.errKind) > 0 {
+		t.Errorf("operations failed across sleeps and wakes: %v", hist.errKind)
 	}
 	if _, err := c.Converged(name, 10*time.Second); err != nil {
 		t.Error(err)

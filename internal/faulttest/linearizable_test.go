@@ -137,29 +137,12 @@ func TestLinearizable(t *testing.T) {
 	const name = "lin.db"
 	dbs := c.OpenAll(name)
 	h := &handles{dbs: dbs}
-	setup := "CREATE TABLE probe(id INTEGER PRIMARY KEY, node INTEGER, at INTEGER); CREATE TABLE kv(k INTEGER PRIMARY KEY, v INTEGER NOT NULL);"
-	for k := 0; k < cfg.keys; k++ {
-		setup += fmt.Sprintf("INSERT INTO kv VALUES (%d, 0);", k)
-	}
+	setup := "CREATE TABLE probe(id INTEGER PRIMARY KEY, node INTEGER, at INTEGER);" + registersSQL(cfg.keys)
 	if _, err := dbs[0].Exec(setup); err != nil {
 		t.Fatal(err)
 	}
 
-	start := time.Now()
-	now := func() int64 { return int64(time.Since(start)) }
-	var (
-		mu      sync.Mutex
-		history []porcupine.Operation
-		errKind = map[string]int{}
-	)
-	record := func(op porcupine.Operation, err error) {
-		mu.Lock()
-		history = append(history, op)
-		if err != nil {
-			errKind[errClass(err)]++
-		}
-		mu.Unlock()
-	}
+	hist := newHistory()
 	var issued atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -181,14 +164,8 @@ func TestLinearizable(t *testing.T) {
 					time.Sleep(20 * time.Millisecond)
 					continue
 				}
-				in := randomInput(r, cl, seq, cfg.keys, seen)
 				issued.Add(1)
-				op, err := runOp(db, cl, in, seen, now)
-				if op.Input == nil {
-					record(op, err) // a failed read says nothing
-					continue
-				}
-				record(op, err)
+				hist.record(runOp(db, cl, randomInput(r, cl, seq, cfg.keys, seen), seen, hist.now))
 			}
 		}()
 	}
@@ -196,7 +173,7 @@ func TestLinearizable(t *testing.T) {
 	// The nemesis: cfg.faults faults at seeded random times, each healed
 	// (the node restarted or resumed) before the next.
 	nem := &nemesis{t: t, c: c, net: fnet, h: h, name: name, rng: rng, stopped: map[int]bool{}}
-	deadline := start.Add(cfg.maxRun)
+	deadline := hist.start.Add(cfg.maxRun)
 	for f := 0; f < cfg.faults && time.Now().Before(deadline); f++ {
 		time.Sleep(time.Duration(200+rng.IntN(600)) * time.Millisecond)
 		heal, hold := nem.fault(time.Duration(800+rng.IntN(1700)) * time.Millisecond)
@@ -210,9 +187,7 @@ func TestLinearizable(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	elapsed := time.Since(start)
-
-	checkHistory(t, s, history, errKind, elapsed, cfg.ops, nem.summary()+" injected; "+fnet.Stats().String(), nem.injected)
+	hist.check(t, s, cfg.ops, nem.summary()+" injected; "+fnet.Stats().String(), nem.injected)
 
 	conv, err := c.Converged(name, 10*time.Second)
 	if err != nil {
@@ -277,18 +252,52 @@ func randomInput(r *rand.Rand, cl int, seq int64, keys int, seen []int64) kvInpu
 	return in
 }
 
-// checkHistory checks a history with porcupine (failed reads, recorded
-// with a nil Input, are dropped) and reports it.
-func checkHistory(t *testing.T, s uint64, history []porcupine.Operation, errKind map[string]int, elapsed time.Duration, want int, faults string, injected []string) {
+// registersSQL creates the registers 0..keys-1, each 0.
+func registersSQL(keys int) string {
+	q := "CREATE TABLE kv(k INTEGER PRIMARY KEY, v INTEGER NOT NULL);"
+	for k := 0; k < keys; k++ {
+		q += fmt.Sprintf("INSERT INTO kv VALUES (%d, 0);", k)
+	}
+	return q
+}
+
+// history records the operations of concurrent clients for porcupine and
+// counts their failed calls by kind.
+type history struct {
+	start   time.Time
+	mu      sync.Mutex
+	ops     []porcupine.Operation
+	errKind map[string]int
+}
+
+func newHistory() *history { return &history{start: time.Now(), errKind: map[string]int{}} }
+
+// now is the history's clock: nanoseconds since it started.
+func (h *history) now() int64 { return int64(time.Since(h.start)) }
+
+// record takes runOp's result: a failed read has a nil Input and only
+// counts as a failed call.
+func (h *history) record(op porcupine.Operation, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if op.Input != nil {
+		h.ops = append(h.ops, op)
+	}
+	if err != nil {
+		h.errKind[errClass(err)]++
+	}
+}
+
+// check checks the history with porcupine and reports it; want is about
+// how many operations the run meant to complete.
+func (h *history) check(t *testing.T, s uint64, want int, faults string, injected []string) {
 	t.Helper()
-	// Drop the placeholders of failed reads.
-	var ops []porcupine.Operation
+	elapsed := time.Since(h.start)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ops, errKind := h.ops, h.errKind
 	var unknown, reads, writes, cas int
-	for _, op := range history {
-		if op.Input == nil {
-			continue
-		}
-		ops = append(ops, op)
+	for _, op := range ops {
 		switch in := op.Input.(kvInput); {
 		case op.Output.(kvOutput).Unknown:
 			unknown++
@@ -319,7 +328,6 @@ func checkHistory(t *testing.T, s uint64, history []porcupine.Operation, errKind
 	case porcupine.Unknown:
 		t.Logf("porcupine timed out: the history was not fully checked")
 	}
-
 }
 
 // errClass names an error for the run's summary.
