@@ -391,10 +391,17 @@ func (c *conn) prepareLocal(ctx context.Context, query string) (*sqlite3.SQLiteS
 	return st.(*sqlite3.SQLiteStmt), nil
 }
 
+// barrier waits until the local replica has applied every write
+// acknowledged before it was called; a no-op with consistency=stale.
 func (c *conn) barrier(ctx context.Context) error {
 	if c.cfg.Consistency == Stale {
 		return nil
 	}
+	return c.linearize(ctx)
+}
+
+// linearize is barrier whatever the connection's consistency.
+func (c *conn) linearize(ctx context.Context) error {
 	ctx, cancel := withDefaultTimeout(ctx, c.cfg)
 	defer cancel()
 	return c.db.Barrier(ctx)

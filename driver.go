@@ -58,14 +58,22 @@ func (d *Driver) Open(dsn string) (driver.Conn, error) {
 	return dc, nil
 }
 
-// OpenConnector parses the DSN. Nothing is started until the first
-// connection is made.
+// OpenConnector parses the DSN and starts the node it names (or takes a
+// reference to it, if this process already runs it), so sql.Open reports a
+// bad DSN or a node that cannot start. The node starts at sql.Open, not at
+// the first query: it is a member of the cluster, and the other members
+// need it running to have a quorum whether or not this process has used
+// the database yet. The database itself is opened on the first connection.
 func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 	cfg, err := ParseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
-	return NewConnector(cfg), nil
+	c := NewConnector(cfg)
+	if err := c.start(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Connector opens connections to one database. database/sql closes it when
@@ -83,7 +91,8 @@ var (
 	_ driver.Connector = (*Connector)(nil)
 )
 
-// NewConnector returns a connector for cfg, for sql.OpenDB.
+// NewConnector returns a connector for cfg, for sql.OpenDB. Unlike
+// sql.Open, it starts nothing: the node starts with the first connection.
 func NewConnector(cfg *Config) *Connector { return &Connector{cfg: cfg} }
 
 // Driver returns the rsqlite driver.
@@ -110,17 +119,8 @@ func (c *Connector) database(ctx context.Context) (*cluster.DB, error) {
 	if c.db != nil {
 		return c.db, nil
 	}
-	if c.node == nil {
-		n, err := cluster.Acquire(cluster.Config{
-			Dir: c.cfg.Dir, RaftAddress: c.cfg.RaftAddress, Peers: c.cfg.Peers,
-			AdminAddress: c.cfg.Admin, JoinAddress: c.cfg.Join, NonVoting: c.cfg.NonVoting,
-			Hibernate: c.cfg.Hibernate,
-			TLSCAFile: c.cfg.TLSCA, TLSCertFile: c.cfg.TLSCert, TLSKeyFile: c.cfg.TLSKey,
-		})
-		if err != nil {
-			return nil, err
-		}
-		c.node = n
+	if err := c.acquire(); err != nil {
+		return nil, err
 	}
 	db, err := c.node.Open(ctx, c.cfg.Name)
 	if err != nil {
@@ -128,6 +128,31 @@ func (c *Connector) database(ctx context.Context) (*cluster.DB, error) {
 	}
 	c.db = db
 	return db, nil
+}
+
+// start acquires the node for OpenConnector.
+func (c *Connector) start() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.acquire()
+}
+
+// acquire starts the node or takes a reference to it; c.mu is held.
+func (c *Connector) acquire() error {
+	if c.node != nil {
+		return nil
+	}
+	n, err := cluster.Acquire(cluster.Config{
+		Dir: c.cfg.Dir, RaftAddress: c.cfg.RaftAddress, Peers: c.cfg.Peers,
+		AdminAddress: c.cfg.Admin, JoinAddress: c.cfg.Join, NonVoting: c.cfg.NonVoting,
+		Hibernate: c.cfg.Hibernate,
+		TLSCAFile: c.cfg.TLSCA, TLSCertFile: c.cfg.TLSCert, TLSKeyFile: c.cfg.TLSKey,
+	})
+	if err != nil {
+		return err
+	}
+	c.node = n
+	return nil
 }
 
 // Close releases the node; it stops when no other *sql.DB uses it.

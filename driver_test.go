@@ -356,27 +356,66 @@ func TestSingleNodeDefault(t *testing.T) {
 	}
 }
 
+// TestStaleReadsSkipTheBarrier: with a majority down, the survivor's stale
+// reads and stale read-only transactions still answer from its file, while
+// writes, linearizable reads and transactions that ask for
+// sql.LevelLinearizable fail with ErrNoQuorum, the error that says why.
 func TestStaleReadsSkipTheBarrier(t *testing.T) {
 	c := clustertest.New(t, 3)
-	mustExec(t, c.OpenAll("app.db")[0], "CREATE TABLE t(v)")
-	stale, err := sql.Open("rsqlite", c.DSN(1, "app.db")+"&consistency=stale")
+	dbs := c.OpenAll("app.db")
+	mustExec(t, dbs[1], "CREATE TABLE t(v); INSERT INTO t VALUES (1), (2)")
+	stale, err := sql.Open("rsqlite", c.DSN(0, "app.db")+"&consistency=stale")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stale.Close()
-	// Eventually visible without a barrier.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var n int
-		err := stale.QueryRow("SELECT count(*) FROM t").Scan(&n)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	// A linearizable read through node 0 first: it has applied the insert.
+	if n := count(t, dbs[0], "SELECT count(*) FROM t"); n != 2 {
+		t.Fatalf("node 0 sees %d rows, want 2", n)
 	}
+	if err := stale.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(1)
+	c.Stop(2)
+
+	if n := count(t, stale, "SELECT count(*) FROM t"); n != 2 {
+		t.Fatalf("stale read without quorum: %d rows, want 2", n)
+	}
+	tx, err := stale.BeginTx(context.Background(), &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("stale read-only transaction without quorum: %v", err)
+	}
+	var n int
+	if err := tx.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("stale read-only transaction: %d rows, %v", n, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	noQuorum := func(what string, f func(ctx context.Context) error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if err := f(ctx); !errors.Is(err, rsqlite.ErrNoQuorum) {
+			t.Errorf("%s without quorum: %v, want ErrNoQuorum", what, err)
+		}
+	}
+	noQuorum("write", func(ctx context.Context) error {
+		_, err := dbs[0].ExecContext(ctx, "INSERT INTO t VALUES (3)")
+		return err
+	})
+	noQuorum("linearizable read", func(ctx context.Context) error {
+		return dbs[0].QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&n)
+	})
+	noQuorum("LevelLinearizable transaction on a stale handle", func(ctx context.Context) error {
+		tx, err := stale.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelLinearizable})
+		if err == nil {
+			tx.Rollback()
+		}
+		return err
+	})
 }
 
 func TestConnectionPragmas(t *testing.T) {

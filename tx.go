@@ -109,29 +109,54 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	default:
 		return nil, fmt.Errorf("rsqlite: unsupported isolation level %v", sql.IsolationLevel(opts.Isolation))
 	}
-	if opts.ReadOnly || c.cfg.ReadOnly {
-		return c.beginReadOnly(ctx)
+	// The snapshot starts where the connection's reads would: after a
+	// barrier, or (consistency=stale) on the local file as it is, unless the
+	// transaction asks for sql.LevelLinearizable by name.
+	barrier := c.barrier
+	if sql.IsolationLevel(opts.Isolation) == sql.LevelLinearizable {
+		barrier = c.linearize
 	}
-	return c.beginReadWrite(ctx)
+	if opts.ReadOnly || c.cfg.ReadOnly {
+		return c.beginReadOnly(ctx, barrier)
+	}
+	return c.beginReadWrite(ctx, barrier)
 }
 
 // beginReadOnly pins a snapshot on the read connection; it proposes nothing.
-func (c *conn) beginReadOnly(ctx context.Context) (driver.Tx, error) {
-	if err := c.barrier(ctx); err != nil {
+func (c *conn) beginReadOnly(ctx context.Context, barrier func(context.Context) error) (driver.Tx, error) {
+	if err := barrier(ctx); err != nil {
 		return nil, err
 	}
 	rc, err := c.readConn()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := rc.ExecContext(ctx, "BEGIN; SELECT count(*) FROM sqlite_schema", nil); err != nil {
+	if err := pinSnapshot(rc); err != nil {
 		return nil, err
 	}
 	c.tx = &tx{c: c, ctx: ctx, readOnly: true}
 	return c.tx, nil
 }
 
-func (c *conn) beginReadWrite(ctx context.Context) (_ driver.Tx, err error) {
+// pinSnapshot opens a read transaction on rc and reads the schema, which
+// takes the snapshot (a deferred BEGIN takes none). It takes no context: a
+// cancellation between BEGIN and the read left the connection inside a
+// transaction, serving every later read from that old snapshot. The read
+// does not wait on writers (WAL); the caller's context bounds the barrier
+// before it and the statements after it.
+func pinSnapshot(rc *sqlite3.SQLiteConn) error {
+	if _, err := rc.Exec("BEGIN; SELECT count(*) FROM sqlite_schema", nil); err != nil {
+		if !rc.AutoCommit() {
+			if _, rerr := rc.Exec("ROLLBACK", nil); rerr != nil {
+				return errors.Join(err, fmt.Errorf("rsqlite: end the read transaction: %w", rerr))
+			}
+		}
+		return err
+	}
+	return nil
+}
+
+func (c *conn) beginReadWrite(ctx context.Context, barrier func(context.Context) error) (_ driver.Tx, err error) {
 	t := &tx{c: c, ctx: ctx, settings: c.settings, time: time.Now().UnixMilli()}
 	var b [8]byte
 	rand.Read(b[:])
@@ -141,7 +166,7 @@ func (c *conn) beginReadWrite(ctx context.Context) (_ driver.Tx, err error) {
 	// The barrier first, outside the node's transaction slot: it only
 	// needs to start after Begin, and transactions queued for the slot
 	// then share one ReadIndex instead of taking turns.
-	if err := c.barrier(wctx); err != nil {
+	if err := barrier(wctx); err != nil {
 		return nil, err
 	}
 	if t.unlockSlot, err = c.db.LockTx(wctx); err != nil {
@@ -204,12 +229,20 @@ func (t *tx) exec(ctx context.Context, query, last string, args []driver.NamedVa
 // record adds a statement that ran on the scratch transaction to the
 // writes to replay. A statement that failed with a SQLite error is replayed
 // too, expecting the same failure: it may have left partial effects, which
-// SQLite keeps in the transaction. Other failures had no effect.
+// SQLite keeps in the transaction. Any other failure dooms the transaction.
 func (t *tx) record(query string, args []driver.NamedValue, err error) error {
 	if err := t.statementFailed(err); err != nil {
 		var se sqlite3.Error
-		if t.err == nil && errors.As(err, &se) {
+		switch {
+		case t.err != nil:
+		case errors.As(err, &se):
 			t.writes = append(t.writes, command.Statement{SQL: query, Args: command.ArgsFromNamed(args), FailCode: int(se.ExtendedCode)})
+		default:
+			// Cancelled or timed out (go-sqlite3 then reports the context's
+			// error, not SQLite's): the earlier statements of a
+			// multi-statement text ran, the rest did not, and a replay
+			// cannot stop at the same point.
+			t.err = fmt.Errorf("rsqlite: the transaction cannot commit after this error: %w", err)
 		}
 		return err
 	}

@@ -317,3 +317,72 @@ func TestTxCancelLeaksNothing(t *testing.T) {
 		t.Fatalf("goroutines: %d before, %d after\n%s", before, g, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestTxConflictOnEmptyDatabase: transactions begun before the database's
+// first write (base 0, as when several instances run their migrations on a
+// new database at once) conflict like any others: one commits, the other
+// gets the retryable error instead of running on top of the first.
+func TestTxConflictOnEmptyDatabase(t *testing.T) {
+	c := clustertest.New(t, 3)
+	dbs := c.OpenAll("app.db")
+	const migrate = "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v); INSERT INTO t(v) VALUES ('first')"
+	var txs []*sql.Tx
+	for _, db := range dbs[:2] {
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := tx.Exec(migrate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id, _ := res.LastInsertId(); id != 1 {
+			t.Fatalf("LastInsertId %d inside the transaction, want 1", id)
+		}
+		txs = append(txs, tx)
+	}
+	if err := txs[0].Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var ce *rsqlite.ConflictError
+	if err := txs[1].Commit(); !errors.As(err, &ce) || !rsqlite.IsRetryable(err) {
+		t.Fatalf("second transaction on the empty database: %v, want a ConflictError", err)
+	}
+	for i, db := range dbs {
+		if n := count(t, db, "SELECT count(*) FROM t"); n != 1 {
+			t.Fatalf("node %d has %d rows, want 1", i, n)
+		}
+	}
+}
+
+// TestTxCancelledStatementDoomsTx: a multi-statement Exec whose context
+// ends after its first statement ran leaves the transaction unable to
+// commit (what ran cannot be replayed up to the same point), so Commit
+// fails and nothing is applied on any node.
+func TestTxCancelledStatementDoomsTx(t *testing.T) {
+	c := clustertest.New(t, 3)
+	dbs := c.OpenAll("app.db")
+	mustExec(t, dbs[0], "CREATE TABLE t(v)")
+	tx, err := dbs[0].Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = tx.ExecContext(ctx, `INSERT INTO t VALUES ('first');
+		SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c LIMIT 1000000000000)`)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("exec: %v, want the context's deadline", err)
+	}
+	if _, err := tx.Exec("INSERT INTO t VALUES ('second')"); err == nil {
+		t.Fatal("the transaction went on after a statement was cut short")
+	}
+	if err := tx.Commit(); err == nil {
+		t.Fatal("commit succeeded after a statement was cut short")
+	}
+	for i, db := range dbs {
+		if n := count(t, db, "SELECT count(*) FROM t"); n != 0 {
+			t.Fatalf("node %d has %d rows, want 0", i, n)
+		}
+	}
+}

@@ -291,6 +291,25 @@ func TestConditionalCommit(t *testing.T) {
 	}
 }
 
+// TestConditionalCommitOnEmptyDatabase: two transactions that began before
+// the first write both have base 0; the second must conflict, not run on
+// top of the first (it would report a LastInsertId its run never saw).
+func TestConditionalCommitOnEmptyDatabase(t *testing.T) {
+	s := openSM(t, filepath.Join(t.TempDir(), "a.db"))
+	tx := func() *command.Command {
+		c := execCmd("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v); INSERT INTO t(v) VALUES (1)")
+		c.Kind = command.KindTx
+		return c
+	}
+	res := s.apply(tx(), tx())
+	if res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	if e := res[1].Err; e == nil || e.Code != int(sqlite3.ErrBusy) || e.ExtendedCode != int(sqlite3.ErrBusySnapshot) {
+		t.Fatalf("second transaction on base 0: %+v", res[1])
+	}
+}
+
 func TestQueryReturning(t *testing.T) {
 	s := openSM(t, filepath.Join(t.TempDir(), "a.db"))
 	s.mustApply(execCmd("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, at DATETIME DEFAULT CURRENT_TIMESTAMP)"))

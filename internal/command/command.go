@@ -77,7 +77,10 @@ type Command struct {
 	Time      int64  // proposer's clock, Unix milliseconds (SQLite 'now')
 	Seed      uint64 // seed for random()/randomblob()
 	Settings  Settings
-	BaseIndex uint64 // 0 = unconditional; else apply only if nothing was written after this raft index
+	// BaseIndex: apply only if nothing was written after this raft index.
+	// A KindTx is always conditional (base 0: it began before the first
+	// write); for other kinds 0 means unconditional.
+	BaseIndex uint64
 	// Engine identifies the proposer's SQLite build (see EngineID). A node
 	// whose build differs must not apply the command: the same SQL may
 	// give different results on another SQLite. 0 = unchecked.
