@@ -71,12 +71,12 @@ type Statement struct {
 
 // Command is one replicated write, as proposed through raft.
 type Command struct {
-	Kind      Kind
-	ClientID  uint64 // proposer's client identity (exactly-once)
-	Seq       uint64 // proposer's sequence number for ClientID
-	Time      int64  // proposer's clock, Unix milliseconds (SQLite 'now')
-	Seed      uint64 // seed for random()/randomblob()
-	Settings  Settings
+	Kind     Kind
+	ClientID uint64 // proposer's client identity (exactly-once)
+	Seq      uint64 // proposer's sequence number for ClientID
+	Time     int64  // proposer's clock, Unix milliseconds (SQLite 'now')
+	Seed     uint64 // seed for random()/randomblob()
+	Settings Settings
 	// BaseIndex: apply only if nothing was written after this raft index.
 	// A KindTx is always conditional (base 0: it began before the first
 	// write); for other kinds 0 means unconditional.
