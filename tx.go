@@ -16,6 +16,7 @@ import (
 
 	"github.com/mattn/go-sqlite3"
 
+	"github.com/rsqlite/rsqlite/cluster"
 	"github.com/rsqlite/rsqlite/internal/command"
 	"github.com/rsqlite/rsqlite/internal/detvfs"
 	"github.com/rsqlite/rsqlite/internal/sqlclass"
@@ -83,6 +84,17 @@ func conflictError(msg string) *ConflictError {
 		ExtendedCode: int(sqlite3.ErrBusySnapshot),
 		Message:      msg,
 	}).(sqlite3.Error)}
+}
+
+// lockedError is SQLite's SQLITE_BUSY ("database is locked") for a
+// read-write BeginTx that waited the whole busy timeout for this node's
+// other transaction on the database. It unwraps to a sqlite3.Error with
+// Code and ExtendedCode sqlite3.ErrBusy and to sqlite3.ErrBusy; retryable.
+type lockedError struct{ msg string }
+
+func (e *lockedError) Error() string { return e.msg }
+func (e *lockedError) Unwrap() []error {
+	return []error{sqlite3.Error{Code: sqlite3.ErrBusy, ExtendedCode: sqlite3.ErrNoExtended(sqlite3.ErrBusy)}, sqlite3.ErrBusy}
 }
 
 var errTxAborted = "rsqlite: transaction conflict: another write was applied on this node while the transaction was open; retry the transaction"
@@ -169,7 +181,10 @@ func (c *conn) beginReadWrite(ctx context.Context, barrier func(context.Context)
 	if err := barrier(wctx); err != nil {
 		return nil, err
 	}
-	if t.unlockSlot, err = c.db.LockTx(wctx); err != nil {
+	if t.unlockSlot, err = c.db.LockTx(wctx, c.cfg.BusyTimeout); err != nil {
+		if errors.Is(err, cluster.ErrLocked) {
+			return nil, &lockedError{msg: err.Error()}
+		}
 		return nil, err
 	}
 	defer func() {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math/rand"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -234,8 +236,17 @@ func TestTxRollbackAndReadOnlyProposeNothing(t *testing.T) {
 	if err := empty.Commit(); err != nil {
 		t.Fatal(err)
 	}
+	// Pragmas that read the schema or a value are reads, in and out of
+	// transactions.
+	for _, q := range []string{"PRAGMA table_info(t)", "PRAGMA index_list(t)", "PRAGMA foreign_key_list(t)", "PRAGMA user_version", "PRAGMA table_xinfo('t')"} {
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		rows.Close()
+	}
 	if after := local.Applied(); after != before {
-		t.Fatalf("rollback or read-only transactions proposed entries: %d -> %d", before, after)
+		t.Fatalf("rollback, read-only transactions or schema pragmas proposed entries: %d -> %d", before, after)
 	}
 	if n := count(t, db, "SELECT count(*) FROM t"); n != 0 {
 		t.Fatalf("%d rows after rollback", n)
@@ -245,32 +256,76 @@ func TestTxRollbackAndReadOnlyProposeNothing(t *testing.T) {
 	}
 }
 
+// TestTxOpenWhileOtherNodeCommits: a transaction open while another node
+// commits fails cleanly, at Commit or at its next statement, with the
+// retryable conflict error, and nothing of it is applied.
 func TestTxOpenWhileOtherNodeCommits(t *testing.T) {
 	c := clustertest.New(t, 3)
 	dbs := c.OpenAll("app.db")
 	mustExec(t, dbs[0], "CREATE TABLE t(v)")
-	tx, _ := dbs[0].Begin()
-	if _, err := tx.Exec("INSERT INTO t VALUES ('tx')"); err != nil {
-		t.Fatal(err)
-	}
-	mustExec(t, dbs[1], "INSERT INTO t VALUES ('other')")
-	// The entry was applied on node 0 too (a linearizable read there waits for it).
-	if n := count(t, dbs[0], "SELECT count(*) FROM t"); n != 1 {
-		t.Fatalf("node 0 sees %d rows", n)
-	}
-	_, err := tx.Exec("INSERT INTO t VALUES ('more')")
-	if err == nil {
-		err = tx.Commit()
-	} else {
-		tx.Rollback()
-	}
-	if !rsqlite.IsRetryable(err) {
-		t.Fatalf("stale transaction: %v", err)
+	for i, nextStatement := range []bool{false, true} {
+		tx, err := dbs[0].Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec("INSERT INTO t VALUES ('tx')"); err != nil {
+			t.Fatal(err)
+		}
+		mustExec(t, dbs[1], "INSERT INTO t VALUES ('other')")
+		// The entry was applied on node 0 too (a linearizable read there waits for it).
+		if n := count(t, dbs[0], "SELECT count(*) FROM t"); n != i+1 {
+			t.Fatalf("node 0 sees %d rows, want %d", n, i+1)
+		}
+		if nextStatement {
+			if _, err = tx.Exec("INSERT INTO t VALUES ('more')"); !rsqlite.IsRetryable(err) {
+				t.Fatalf("next statement of a stale transaction: %v", err)
+			}
+		}
+		var ce *rsqlite.ConflictError
+		if err := tx.Commit(); !errors.As(err, &ce) {
+			t.Fatalf("commit of a stale transaction (after a statement: %v): %v", nextStatement, err)
+		}
 	}
 	for i, db := range dbs {
-		if n := count(t, db, "SELECT count(*) FROM t"); n != 1 {
-			t.Fatalf("node %d: %d rows, want 1", i, n)
+		if n := count(t, db, "SELECT count(*) FROM t WHERE v != 'other'"); n != 0 {
+			t.Fatalf("node %d: %d rows of the stale transactions", i, n)
 		}
+	}
+}
+
+// TestTxBusyTimeout: a read-write BeginTx waits for this node's open
+// transaction on the database at most _busy_timeout, then fails as SQLite
+// does (SQLITE_BUSY, "database is locked", retryable), so a transaction left
+// open cannot block the node's others forever.
+func TestTxBusyTimeout(t *testing.T) {
+	c := clustertest.New(t, 3)
+	mustExec(t, c.OpenAll("app.db")[0], "CREATE TABLE t(v)")
+	for _, busy := range []int{0, 200} {
+		db, err := sql.Open("rsqlite", c.DSN(0, "app.db")+fmt.Sprintf("&_busy_timeout=%d", busy))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		open, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = db.Begin()
+		waited := time.Since(start)
+		var se sqlite3.Error
+		if !errors.As(err, &se) || se.Code != sqlite3.ErrBusy || !errors.Is(err, sqlite3.ErrBusy) || !rsqlite.IsRetryable(err) {
+			t.Fatalf("_busy_timeout=%d: second BeginTx: %v, want SQLITE_BUSY", busy, err)
+		}
+		if waited < time.Duration(busy)*time.Millisecond {
+			t.Fatalf("_busy_timeout=%d: gave up after %v", busy, waited)
+		}
+		open.Rollback()
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatalf("BeginTx after the other transaction ended: %v", err)
+		}
+		tx.Rollback()
 	}
 }
 
@@ -383,6 +438,70 @@ func TestTxCancelledStatementDoomsTx(t *testing.T) {
 	for i, db := range dbs {
 		if n := count(t, db, "SELECT count(*) FROM t"); n != 0 {
 			t.Fatalf("node %d has %d rows, want 0", i, n)
+		}
+	}
+}
+
+// TestTxCommitSurvivesLeaderStop: transactions committed from the
+// followers while the leader stops are applied exactly once: every
+// acknowledged one is there, none twice (the counter each one increments
+// matches the rows), on every node, the old leader included once back.
+func TestTxCommitSurvivesLeaderStop(t *testing.T) {
+	c := clustertest.New(t, 3)
+	c.Params = "timeout=20s"
+	dbs := c.OpenAll("app.db")
+	mustExec(t, dbs[0], `CREATE TABLE ops(writer INTEGER, seq INTEGER, PRIMARY KEY (writer, seq));
+		CREATE TABLE counter(n INTEGER); INSERT INTO counter VALUES (0)`)
+	leader := c.Leader("app.db")
+	var acked atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for node := range dbs {
+		if node == leader {
+			continue
+		}
+		wg.Add(1)
+		go func(db *sql.DB) {
+			defer wg.Done()
+			for seq := 0; seq < 1000; seq++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// Retried on conflicts only: the other writer's commits
+				// conflict with this one's, as they touch the counter.
+				err := retryTx(db, func(tx *sql.Tx) error {
+					if _, err := tx.Exec("INSERT INTO ops VALUES (?, ?)", node, seq); err != nil {
+						return err
+					}
+					_, err := tx.Exec("UPDATE counter SET n = n + 1")
+					return err
+				})
+				if err != nil {
+					t.Errorf("writer on node %d, seq %d: %v", node, seq, err)
+					return
+				}
+				acked.Add(1)
+			}
+		}(dbs[node])
+	}
+	time.Sleep(300 * time.Millisecond)
+	c.Stop(leader)
+	stoppedAt := acked.Load()
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if acked.Load() <= stoppedAt {
+		t.Fatalf("no transaction committed after the leader stopped (%d acknowledged)", acked.Load())
+	}
+	t.Logf("%d transactions acknowledged, %d after the leader stopped", acked.Load(), acked.Load()-stoppedAt)
+	c.Restart(leader, "app.db")
+	for i := range dbs {
+		db := c.Open(i, "app.db")
+		rows, n := count(t, db, "SELECT count(*) FROM ops"), count(t, db, "SELECT n FROM counter")
+		if int64(rows) != acked.Load() || n != rows {
+			t.Fatalf("node %d: %d rows, counter %d, for %d acknowledged transactions", i, rows, n, acked.Load())
 		}
 	}
 }

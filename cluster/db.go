@@ -68,16 +68,30 @@ func (db *DB) LastWrite() uint64 {
 
 // LockTx waits until no other read-write transaction of this node is open
 // on the database. Transactions of one node queue like SQLite writers wait
-// for each other's locks, instead of failing each other at commit.
-// The database stays awake while the transaction is open.
-func (db *DB) LockTx(ctx context.Context) (unlock func(), err error) {
+// for each other's locks, instead of failing each other at commit; and as
+// in SQLite, the wait ends after the busy timeout wait with an error that
+// wraps ErrLocked (nothing happened: retry), so a transaction left open
+// cannot block the others forever. The database stays awake while the
+// transaction is open.
+func (db *DB) LockTx(ctx context.Context, wait time.Duration) (unlock func(), err error) {
 	done, err := db.use(ctx)
 	if err != nil {
 		return nil, err
 	}
+	unlock = func() { <-db.txSlot; done() }
 	select {
 	case db.txSlot <- struct{}{}:
-		return func() { <-db.txSlot; done() }, nil
+		return unlock, nil
+	default:
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case db.txSlot <- struct{}{}:
+		return unlock, nil
+	case <-timer.C:
+		done()
+		return nil, fmt.Errorf("rsqlite: another transaction of this node on %s stayed open for the busy timeout (%v): %w", db.name, wait, ErrLocked)
 	case <-ctx.Done():
 		done()
 		return nil, fmt.Errorf("rsqlite: waiting for this node's other transaction on %s: %w", db.name, ctx.Err())
@@ -179,6 +193,9 @@ var (
 	ErrTimeout = errors.New("rsqlite: timed out")
 	// ErrClosed: the node was stopped (the last *sql.DB using it closed).
 	ErrClosed = errors.New("rsqlite: node is closed")
+	// ErrLocked: another transaction held the database for the whole busy
+	// timeout (SQLite's SQLITE_BUSY). Nothing was done; retry.
+	ErrLocked = errors.New("database is locked")
 )
 
 // deadlineError wraps ErrNoQuorum or ErrTimeout with context.
