@@ -4,16 +4,19 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rsqlite/rsqlite"
 	"github.com/rsqlite/rsqlite/cluster"
 	"github.com/rsqlite/rsqlite/internal/clustertest"
 )
@@ -84,6 +87,9 @@ func TestJoinNonVoterAndRemove(t *testing.T) {
 	if n := count(t, db0, "SELECT count(*) FROM t"); n != 3 {
 		t.Fatalf("node 0 sees %d rows after the non-voter's write", n)
 	}
+	// It serves stale reads from its own file too; they may lag, so poll.
+	stale5 := openJoiner(t, dir5, raft5, admin, "app.db", "&nonvoting=1&consistency=stale")
+	waitCount(t, stale5, "SELECT count(*) FROM t", 3)
 
 	// /status shows five members; remove node 2 under write load.
 	resp, err := http.Get("http://" + admin + "/status")
@@ -131,7 +137,7 @@ func TestJoinNonVoterAndRemove(t *testing.T) {
 	wg.Wait()
 	c.Stop(2)
 	want := 3 + int(acked.Load())
-	for _, db := range []*sql.DB{db0, dbs[1], db4, db5} {
+	for _, db := range []*sql.DB{db0, dbs[1], db4, db5, stale5} {
 		waitCount(t, db, "SELECT count(*) FROM t", want)
 	}
 	mustExec(t, db4, "INSERT INTO t(v) VALUES ('after removal')")
@@ -216,6 +222,147 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("%s:\n restored %.200s\n original %.200s", q, got, want)
+		}
+	}
+}
+
+// metricValue returns the value of one series (name{labels} as /metrics
+// prints it) in a Prometheus text exposition.
+func metricValue(text, series string) (float64, bool) {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+func scrapeMetrics(t *testing.T, admin string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics on %s: %d %v", admin, resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+// waitMetric polls admin's /metrics until series is above zero.
+func waitMetric(t *testing.T, admin, series string, within time.Duration) float64 {
+	t.Helper()
+	var v float64
+	for deadline := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {
+		v, _ = metricValue(scrapeMetrics(t, admin), series)
+		if v > 0 {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s on %s is still %v after %v", series, admin, v, within)
+		}
+	}
+}
+
+// The counters of rare events exist, at 0, from the start, and count a
+// transaction conflict decided by the state machines, the proposal retries
+// of the commit that lost, and a snapshot streamed to a node that fell
+// behind.
+func TestMetricsCountConflictsRetriesAndSnapshots(t *testing.T) {
+	clustertest.SmallSnapshots(t, 20)
+	c, fnet := clustertest.NewWithNet(t, 3)
+	admins := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		admins[i] = clustertest.FreeAddr(t)
+		n.Params = "admin=" + admins[i]
+	}
+	dbs := c.OpenAll("app.db")
+	mustExec(t, dbs[0], "CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INTEGER); INSERT INTO acct VALUES (1, 100)")
+	const (
+		proposals     = `rsqlite_proposals_total{db="app.db"}`
+		retries       = `rsqlite_proposal_retries_total{db="app.db"}`
+		conflicts     = `rsqlite_transaction_conflicts_total{db="app.db"}`
+		snapsSent     = `rsqlite_snapshots_total{db="app.db",direction="sent"}`
+		snapsReceived = `rsqlite_snapshots_total{db="app.db",direction="received"}`
+		bytesSent     = `rsqlite_snapshot_bytes_total{db="app.db",direction="sent"}`
+		bytesReceived = `rsqlite_snapshot_bytes_total{db="app.db",direction="received"}`
+	)
+	initial := scrapeMetrics(t, admins[0])
+	for _, s := range []string{retries, conflicts, snapsSent, snapsReceived, bytesSent, bytesReceived} {
+		if _, ok := metricValue(initial, s); !ok {
+			t.Errorf("/metrics lacks %s before its first event", s)
+		}
+	}
+
+	// A conflict the state machines decide (not a local abort): node f's
+	// transaction writes, f is cut off, another node's write commits, and
+	// f's commit is proposed (its scratch transaction rolled back) before f
+	// applies that write. Its first attempt cannot finish while f is cut
+	// off, so the commit retries; after the heal, the raft log has it after
+	// the write, and every node refuses it.
+	l := c.Leader("app.db")
+	f := (l + 1) % 3
+	txB, err := dbs[f].Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := txB.Exec("UPDATE acct SET bal = bal + 1 WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	m := scrapeMetrics(t, admins[f])
+	before, _ := metricValue(m, proposals)
+	retriedBefore, _ := metricValue(m, retries) // opening retried barriers
+	fnet.Isolate(f)
+	mustExec(t, dbs[l], "UPDATE acct SET bal = bal + 10 WHERE id = 1")
+	committed := make(chan error, 1)
+	go func() { committed <- txB.Commit() }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if v, _ := metricValue(scrapeMetrics(t, admins[f]), proposals); v > before {
+			break
+		}
+		if time.Now().After(deadline) {
+			fnet.Heal()
+			t.Fatal("node f never proposed the transaction's commit")
+		}
+	}
+	time.Sleep(2 * cluster.Defaults.ProposeAttempt) // past the first attempt
+	fnet.Heal()
+	select {
+	case err = <-committed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the commit did not return after the heal")
+	}
+	var ce *rsqlite.ConflictError
+	if !errors.As(err, &ce) || strings.Contains(err.Error(), "applied on this node while the transaction was open") {
+		t.Fatalf("commit on a stale base: %v, want a ConflictError from the state machine", err)
+	}
+	waitMetric(t, admins[0], conflicts, 10*time.Second)
+	if v, _ := metricValue(scrapeMetrics(t, admins[f]), retries); v <= retriedBefore {
+		t.Errorf("%s on node %d: %v, want more than the %v before the commit", retries, f, v, retriedBefore)
+	}
+
+	// Node 0 falls behind past the compacted log and catches up from a
+	// snapshot, which another node streams to it.
+	fnet.Isolate(0)
+	for i := 0; i < 150; i++ {
+		mustExec(t, dbs[1], "INSERT INTO acct(bal) VALUES (?)", i)
+	}
+	fnet.Heal()
+	waitMetric(t, admins[0], snapsReceived, 15*time.Second)
+	waitMetric(t, admins[0], bytesReceived, time.Second)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s1, _ := metricValue(scrapeMetrics(t, admins[1]), snapsSent)
+		s2, _ := metricValue(scrapeMetrics(t, admins[2]), snapsSent)
+		b1, _ := metricValue(scrapeMetrics(t, admins[1]), bytesSent)
+		b2, _ := metricValue(scrapeMetrics(t, admins[2]), bytesSent)
+		if s1+s2 > 0 && b1+b2 > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("neither node 1 nor 2 counts the snapshot it streamed: snapshots %v+%v, bytes %v+%v", s1, s2, b1, b2)
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"math/rand"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -337,14 +336,39 @@ func TestTxCancelLeaksNothing(t *testing.T) {
 	before := runtime.NumGoroutine()
 	for i := 0; i < 20; i++ {
 		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if i%4 == 3 {
+			// Cancelled while waiting for the node's other transaction.
+			holder, err := db.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.AfterFunc(50*time.Millisecond, cancel)
+			if _, err := db.BeginTx(ctx, nil); !errors.Is(err, context.Canceled) {
+				t.Fatalf("BeginTx cancelled while queued: %v", err)
+			}
+			holder.Rollback()
+			cancel()
+			continue
+		}
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		tx.Exec("INSERT INTO t VALUES (?)", i)
-		if i%2 == 0 {
+		switch i % 4 {
+		case 0:
 			cancel() // database/sql rolls back
-		} else {
+		case 1:
+			tx.Rollback()
+			cancel()
+		case 2:
+			// Cancelled during a statement that would run for minutes.
+			time.AfterFunc(50*time.Millisecond, cancel)
+			_, err := tx.ExecContext(ctx, `SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c LIMIT 1000000000000)`)
+			if err == nil {
+				t.Fatal("a statement cancelled midway succeeded")
+			}
 			tx.Rollback()
 			cancel()
 		}
@@ -452,56 +476,23 @@ func TestTxCommitSurvivesLeaderStop(t *testing.T) {
 	dbs := c.OpenAll("app.db")
 	mustExec(t, dbs[0], `CREATE TABLE ops(writer INTEGER, seq INTEGER, PRIMARY KEY (writer, seq));
 		CREATE TABLE counter(n INTEGER); INSERT INTO counter VALUES (0)`)
-	leader := c.Leader("app.db")
-	var acked atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for node := range dbs {
-		if node == leader {
-			continue
-		}
-		wg.Add(1)
-		go func(db *sql.DB) {
-			defer wg.Done()
-			for seq := 0; seq < 1000; seq++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				// Retried on conflicts only: the other writer's commits
-				// conflict with this one's, as they touch the counter.
-				err := retryTx(db, func(tx *sql.Tx) error {
-					if _, err := tx.Exec("INSERT INTO ops VALUES (?, ?)", node, seq); err != nil {
-						return err
-					}
-					_, err := tx.Exec("UPDATE counter SET n = n + 1")
-					return err
-				})
-				if err != nil {
-					t.Errorf("writer on node %d, seq %d: %v", node, seq, err)
-					return
-				}
-				acked.Add(1)
+	leader, acked := loadThroughLeaderStop(t, c, dbs, "app.db", 1, func(db *sql.DB, writer, seq int) error {
+		// Retried on conflicts only: the other writer's commits conflict
+		// with this one's, as both update the counter.
+		return retryTx(db, func(tx *sql.Tx) error {
+			if _, err := tx.Exec("INSERT INTO ops VALUES (?, ?)", writer, seq); err != nil {
+				return err
 			}
-		}(dbs[node])
-	}
-	time.Sleep(300 * time.Millisecond)
-	c.Stop(leader)
-	stoppedAt := acked.Load()
-	time.Sleep(1500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if acked.Load() <= stoppedAt {
-		t.Fatalf("no transaction committed after the leader stopped (%d acknowledged)", acked.Load())
-	}
-	t.Logf("%d transactions acknowledged, %d after the leader stopped", acked.Load(), acked.Load()-stoppedAt)
+			_, err := tx.Exec("UPDATE counter SET n = n + 1")
+			return err
+		})
+	})
 	c.Restart(leader, "app.db")
 	for i := range dbs {
 		db := c.Open(i, "app.db")
 		rows, n := count(t, db, "SELECT count(*) FROM ops"), count(t, db, "SELECT n FROM counter")
-		if int64(rows) != acked.Load() || n != rows {
-			t.Fatalf("node %d: %d rows, counter %d, for %d acknowledged transactions", i, rows, n, acked.Load())
+		if int64(rows) != acked || n != rows {
+			t.Fatalf("node %d: %d rows, counter %d, for %d acknowledged transactions", i, rows, n, acked)
 		}
 	}
 }

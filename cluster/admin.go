@@ -14,7 +14,6 @@ import (
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/mattn/go-sqlite3"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rsqlite/rsqlite/internal/command"
 	"github.com/rsqlite/rsqlite/statemachine"
@@ -66,6 +65,10 @@ type DBStatus struct {
 	Asleep bool `json:"asleep,omitempty"`
 	// DiskFault says why committed writes cannot be applied here now.
 	DiskFault string `json:"disk_fault,omitempty"`
+	// Halted says why this replica stopped at a committed entry it must
+	// not apply (proposed by another SQLite build or a newer rsqlite); it
+	// applies nothing more until this node runs the proposer's version.
+	Halted string `json:"halted,omitempty"`
 }
 
 // Status reports the node's state.
@@ -107,6 +110,9 @@ func (n *Node) Status() Status {
 				if f := s.Fault(); f != nil {
 					ds.DiskFault = f.Error()
 				}
+				if err := s.Halted(); err != nil {
+					ds.Halted = err.Error()
+				}
 			default:
 			}
 		}
@@ -122,16 +128,22 @@ func (n *Node) Status() Status {
 }
 
 // Ready reports nil when the catalog and every database this node hosts
-// have a leader and their local replicas are open, else what is missing.
+// have a leader and their local replicas are open and applying, else what
+// is missing: a disk fault or a halted replica first, as an operator must
+// act on those.
 func (n *Node) Ready() error {
 	st := n.Status()
-	// A disk fault first: it is what an operator must act on.
 	if st.DiskFault != "" {
 		return errors.New(st.DiskFault)
 	}
 	for _, d := range st.Databases {
 		if d.DiskFault != "" {
 			return fmt.Errorf("database %s: %s", d.Name, d.DiskFault)
+		}
+	}
+	for _, d := range st.Databases {
+		if d.Halted != "" {
+			return fmt.Errorf("database %s: %s", d.Name, d.Halted)
 		}
 	}
 	if st.Catalog.LeaderID == 0 {
@@ -154,7 +166,8 @@ func (n *Node) Ready() error {
 // AdminHandler serves the node's admin API:
 //
 //	GET  /status              the node and its databases, as JSON (Status)
-//	GET  /readyz              200 when every group has a leader and the disk takes writes, else 503
+//	GET  /readyz              200 when every group has a leader, the disk takes writes and no
+//	                          replica is halted, else 503 with the cause
 //	GET  /metrics             Prometheus metrics
 //	POST /join                {"raft_address": "...", "non_voting": false} -> {"replica_id": N}
 //	POST /remove              {"raft_address": "..."}
@@ -181,7 +194,7 @@ func (n *Node) AdminHandler() http.Handler {
 		}
 		io.WriteString(w, "ok\n")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", n.metricsHandler())
 	mux.HandleFunc("POST /join", func(w http.ResponseWriter, r *http.Request) {
 		var req joinRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || req.RaftAddress == "" {

@@ -356,3 +356,12 @@ func (db *DB) LeaderAddress() (string, bool) {
 	}
 	return "", false
 }
+
+// Halted returns why the local replica stopped applying at a committed
+// entry it must not apply (see statemachine.SM.Halted), or nil.
+func (db *DB) Halted() error {
+	if s := db.cur(); s != nil {
+		return s.Halted()
+	}
+	return nil
+}

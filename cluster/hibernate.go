@@ -276,10 +276,10 @@ func (n *Node) voteIdle() {
 	for _, db := range n.dbs {
 		l := &db.life
 		l.mu.Lock()
-		// Not while a disk fault holds: the replica may be waiting out a
-		// failed apply, and stopping it then would end that apply with an
-		// error, which dragonboat treats as fatal.
-		if l.running && l.known && !l.asleep && !l.voted.Load() && l.users.Load() == 0 && l.lastUsed.Load() < cutoff && db.diskFault() == nil {
+		// Not while a disk fault or a halt holds: the replica may be
+		// waiting out a failed apply, and stopping it then would end that
+		// apply with an error, which dragonboat treats as fatal.
+		if l.running && l.known && !l.asleep && !l.voted.Load() && l.users.Load() == 0 && l.lastUsed.Load() < cutoff && db.diskFault() == nil && db.Halted() == nil {
 			dbs = append(dbs, db)
 			votes = append(votes, idleVote{Name: db.name, Epoch: l.epoch})
 		}

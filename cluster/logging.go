@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lni/dragonboat/v4/logger"
 )
@@ -49,17 +50,49 @@ func installDragonboatLogger() {
 			// The application set its own factory first: leave it alone.
 			_ = recover()
 		}()
-		logger.SetLoggerFactory(func(pkg string) logger.ILogger { return &slogAdapter{pkg: pkg} })
+		logger.SetLoggerFactory(func(pkg string) logger.ILogger {
+			return &slogAdapter{pkg: pkg, limit: peerFailureLimit}
+		})
 	})
 }
 
 // slogAdapter implements dragonboat's logger.ILogger. dragonboat's own level
 // setting is ignored; the filter is SetLogLevel.
-type slogAdapter struct{ pkg string }
+type slogAdapter struct {
+	pkg   string
+	limit *repeatLimiter // of peerFailureFormats; nil: none
+}
 
 func (a *slogAdapter) SetLevel(logger.LogLevel) {}
 
+// peerFailureFormats are the transport's messages about a peer it cannot
+// reach, with how many leading arguments name the peer (and the node
+// reporting it); the rest (error text, counts) vary between attempts.
+//
+// While a member is down, its peers retry it every 0.5 to 1s per connection
+// and log each failure at ERROR plus two warnings: several lines a second
+// that drown everything else, for a condition the cluster is built to
+// survive. They are warnings (the member must be brought back, but nothing
+// failed here), and each is logged at most once per peerFailureEvery, with
+// how many repeats were dropped since the last one.
+var peerFailureFormats = map[string]int{
+	"Nodehost %s failed to get a connection to %s, %v":        2,
+	"breaker %s to %s failed, connect and process failed: %s": 2,
+	"%s became unreachable, affected %d nodes":                1,
+	"send batch failed, target %s (%v), %d":                   1,
+	"send batch failed, taret node %s (%v), %d":               1, // sic
+}
+
+const peerFailureEvery = 10 * time.Second
+
+var peerFailureLimit = newRepeatLimiter(peerFailureEvery, time.Now)
+
 func (a *slogAdapter) log(level slog.Level, format string, args []any) {
+	k, peerFailure := peerFailureFormats[format]
+	peerFailure = peerFailure && a.pkg == "transport" && k <= len(args)
+	if peerFailure {
+		level = min(level, slog.LevelWarn)
+	}
 	if int64(level) < logLevel.Load() {
 		return
 	}
@@ -67,7 +100,64 @@ func (a *slogAdapter) log(level slog.Level, format string, args []any) {
 	if !l.Enabled(context.Background(), level) {
 		return
 	}
-	l.Log(context.Background(), level, fmt.Sprintf(format, args...), "component", "dragonboat/"+a.pkg)
+	attrs := []any{"component", "dragonboat/" + a.pkg}
+	if peerFailure && a.limit != nil {
+		ok, dropped := a.limit.allow(fmt.Sprintf("%s\x00%v", format, args[:k]))
+		if !ok {
+			return
+		}
+		if dropped > 0 {
+			attrs = append(attrs, "repeats_dropped", dropped)
+		}
+	}
+	l.Log(context.Background(), level, fmt.Sprintf(format, args...), attrs...)
+}
+
+// repeatLimiter lets one message per key through every period and counts
+// the others.
+type repeatLimiter struct {
+	every time.Duration
+	now   func() time.Time // injected by tests
+	mu    sync.Mutex
+	seen  map[string]*repeatState
+}
+
+type repeatState struct {
+	logged, last time.Time
+	dropped      int
+}
+
+func newRepeatLimiter(every time.Duration, now func() time.Time) *repeatLimiter {
+	return &repeatLimiter{every: every, now: now, seen: map[string]*repeatState{}}
+}
+
+// allow reports whether the message with key may be logged now and, if so,
+// how many of its repeats were dropped since it last was.
+func (r *repeatLimiter) allow(key string) (ok bool, dropped int) {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.seen[key]
+	if st == nil {
+		// Peers come and go (and tests use a new port each time): forget
+		// the keys not seen for a period before adding one.
+		if len(r.seen) >= 256 {
+			for k, s := range r.seen {
+				if now.Sub(s.last) >= r.every {
+					delete(r.seen, k)
+				}
+			}
+		}
+		r.seen[key] = &repeatState{logged: now, last: now}
+		return true, 0
+	}
+	st.last = now
+	if now.Sub(st.logged) < r.every {
+		st.dropped++
+		return false, 0
+	}
+	dropped, st.dropped, st.logged = st.dropped, 0, now
+	return true, dropped
 }
 
 func (a *slogAdapter) Debugf(f string, args ...any) { a.log(slog.LevelDebug, f, args) }

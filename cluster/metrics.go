@@ -1,10 +1,13 @@
 package cluster
 
 import (
+	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // metrics are one node's Prometheus metrics, in a registry of its own so
@@ -24,6 +27,8 @@ type metrics struct {
 	snapshots       *prometheus.CounterVec
 	snapshotBytes   *prometheus.CounterVec
 	sleeps          *prometheus.CounterVec
+
+	initialised sync.Map // database name -> struct{}: its series exist (initDB)
 }
 
 func newMetrics() *metrics {
@@ -70,8 +75,40 @@ func newMetrics() *metrics {
 	return m
 }
 
+// initDB creates db's counters at 0, so that dashboards show them before
+// the first retry, conflict or snapshot, and rate() and increase() count
+// that first event (a series that appears at 1 hides it). Cheap after the
+// first call for db.
+func (m *metrics) initDB(db string) {
+	if _, done := m.initialised.LoadOrStore(db, struct{}{}); done {
+		return
+	}
+	for _, c := range []*prometheus.CounterVec{m.proposals, m.proposalRetries, m.proposalErrors, m.applied, m.conflicts, m.sleeps} {
+		c.WithLabelValues(db)
+	}
+	for _, dir := range []string{"sent", "received"} {
+		m.snapshots.WithLabelValues(db, dir)
+		m.snapshotBytes.WithLabelValues(db, dir)
+	}
+}
+
+// metricsHandler serves the node's registry, creating the series of every
+// database in the catalog first (initDB): one that has applied no write on
+// this node since it started (asleep, just created, idle) has them too.
+func (n *Node) metricsHandler() http.Handler {
+	h := promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, name := range n.Databases() {
+			n.metrics.initDB(name)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // Registry is the node's Prometheus registry, for embedding applications
-// that serve metrics themselves.
+// that serve metrics themselves. There a database's counters exist from
+// the first write its replica applies on this node; /metrics creates them
+// as soon as the catalog lists the database.
 func (n *Node) Registry() *prometheus.Registry { return n.metrics.registry }
 
 // smObserver feeds one database's state machine events into the metrics.
@@ -83,6 +120,7 @@ type smObserver struct {
 
 func (o smObserver) Applied(entries int, d time.Duration) {
 	o.applied()
+	o.m.initDB(o.db) // for Registry users; /metrics does it earlier
 	o.m.applied.WithLabelValues(o.db).Add(float64(entries))
 	o.m.applySeconds.WithLabelValues(o.db).Observe(d.Seconds())
 }

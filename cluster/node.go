@@ -479,6 +479,7 @@ func (n *Node) startReplica(db *DB, d dbInfo) {
 	if old != nil && !n.waitClosed(db, old) {
 		return
 	}
+	n.metrics.initDB(d.Name)
 	s := statemachine.New(statemachine.Options{
 		Path:     db.path,
 		Logger:   n.log,

@@ -87,6 +87,7 @@ type SM struct {
 	// snapshotsReceived counts RecoverFromSnapshot calls that completed.
 	snapshotsReceived atomic.Uint64
 	fault             atomic.Pointer[ApplyFault] // set while Update waits out an environmental error
+	halted            atomic.Pointer[error]      // set while Update waits at an entry this build must not apply
 	ready             chan struct{}
 	readyOnce         sync.Once
 }
@@ -102,7 +103,7 @@ var Engine = func() uint32 {
 
 // engineError halts a replica that is asked to apply a command proposed by
 // a node with another SQLite build: the same SQL could give different
-// results, so it waits (retrying) rather than diverge.
+// results, so it waits (retrying, reported by Halted) rather than diverge.
 type engineError struct {
 	index        uint64
 	theirs, ours uint32
@@ -270,6 +271,7 @@ func (s *SM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 			if stalled != nil {
 				s.fault.Store(nil)
 			}
+			s.halted.Store(nil)
 			s.opts.Observer.Applied(len(ents), time.Since(start))
 			return ents, nil
 		}
@@ -285,6 +287,9 @@ func (s *SM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 		var fatal *fatalError
 		if errors.As(err, &fatal) {
 			return nil, err
+		}
+		if isHalt(err) {
+			s.halted.Store(&err)
 		}
 		// Environmental (disk full, I/O): not the entry's fault, so no
 		// outcome is recorded; wait and retry the same batch.
@@ -325,8 +330,27 @@ func (f *ApplyFault) Error() string {
 func (f *ApplyFault) Unwrap() error { return f.Err }
 
 // Fault returns why committed entries cannot be applied now because of the
-// disk, or nil. Other halts (engineError, versionError) are logged only.
+// disk, or nil. Halts on an entry from another build are reported by Halted.
 func (s *SM) Fault() *ApplyFault { return s.fault.Load() }
+
+// Halted returns why the replica stopped applying at a committed entry that
+// this build must not apply (proposed by another SQLite build, or encoded
+// with a newer command version), or nil. It stays set until the entry
+// applies, which takes running the same rsqlite version as the proposer;
+// after the replica is stopped it keeps the last cause.
+func (s *SM) Halted() error {
+	if p := s.halted.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// isHalt reports whether err is an entry this build must not apply.
+func isHalt(err error) bool {
+	var ee *engineError
+	var ve *versionError
+	return errors.As(err, &ee) || errors.As(err, &ve)
+}
 
 // isDiskError reports whether err comes from the file system under the
 // database rather than from the entries.
@@ -460,8 +484,8 @@ const expiryEvery = 4096
 
 // decodeEntry returns nothing for an empty entry. A command from a newer
 // encoding than this node understands halts the replica (Update waits and
-// retries it, logging why, as for engineError): recording it as an error
-// while newer nodes apply it for real would make the replicas diverge.
+// retries it, Halted says why, as for engineError): recording it as an
+// error while newer nodes apply it for real would make the replicas diverge.
 func decodeEntry(index uint64, b []byte) (*command.Command, *command.Error, error) {
 	if len(b) == 0 {
 		return nil, nil, nil

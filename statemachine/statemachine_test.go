@@ -357,28 +357,50 @@ func TestSnapshotRoundTrip(t *testing.T) {
 
 // A command from another SQLite build, or from a newer command encoding,
 // halts the replica (Update waits until stopped) instead of being applied
-// or recorded as an error; neither is reported as a disk fault.
+// or recorded as an error; Halted says why, and neither is reported as a
+// disk fault.
 func TestForeignEngineHaltsReplica(t *testing.T) {
 	foreign := execCmd("CREATE TABLE t(x)")
 	foreign.Engine = Engine + 1
 	fromEngine, _ := command.Encode(nil, foreign)
 	fromNewer, _ := command.Encode(nil, execCmd("CREATE TABLE t(x)"))
 	fromNewer[0] = byte(command.Version + 1)
+	// Halted must name the entry, the cause and the remedy.
+	want := map[string][]string{
+		"engine":   {"replica halted: entry 1 ", "another SQLite build", "run the same rsqlite version"},
+		"encoding": {"replica halted: entry 1 ", fmt.Sprintf("command version %d", command.Version+1), "upgrade this node"},
+	}
 	for name, b := range map[string][]byte{"engine": fromEngine, "encoding": fromNewer} {
 		s := New(Options{Path: filepath.Join(t.TempDir(), "a.db")})
 		stop := make(chan struct{})
 		if _, err := s.Open(stop); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.Halted(); err != nil {
+			t.Fatalf("%s: halted before any entry: %v", name, err)
+		}
 		done := make(chan error, 1)
 		go func() {
 			_, err := s.Update([]sm.Entry{{Index: 1, Cmd: b}})
 			done <- err
 		}()
+		// The first attempt halts at once; the bound only guards a stuck test.
+		for deadline := time.Now().Add(5 * time.Second); s.Halted() == nil && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		select {
 		case err := <-done:
 			t.Fatalf("%s: Update returned before the replica was stopped: %v", name, err)
-		case <-time.After(300 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
+		}
+		halted := s.Halted()
+		if halted == nil {
+			t.Fatalf("%s: Halted is nil while Update waits at the entry", name)
+		}
+		for _, w := range want[name] {
+			if !strings.Contains(halted.Error(), w) {
+				t.Errorf("%s: Halted() = %q, want it to mention %q", name, halted, w)
+			}
 		}
 		if f := s.Fault(); f != nil {
 			t.Errorf("%s: a halt reported as a disk fault: %v", name, f)
@@ -390,6 +412,9 @@ func TestForeignEngineHaltsReplica(t *testing.T) {
 		}
 		if s.Applied() != 0 {
 			t.Fatalf("%s: applied index moved to %d", name, s.Applied())
+		}
+		if s.Halted() == nil {
+			t.Errorf("%s: the stopped replica no longer says why it halted", name)
 		}
 		s.Close()
 	}

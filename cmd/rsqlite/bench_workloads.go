@@ -191,10 +191,6 @@ func (b *bencher) runWorkloads(t *target) error {
 				return fmt.Errorf("W2 %s: %w", t.key, err)
 			}
 			t.pool(c)
-			if na := txUnavailable(w); na != "" {
-				add("W2", &result{Conc: c, NA: na, Seconds: 1}, "rows/s")
-				continue
-			}
 			q := "INSERT INTO " + table + "(name, data) VALUES (?, ?)"
 			add("W2", measure(c, o.duration, func(ctx context.Context, _ int, rng *rand.Rand) (int, error) {
 				tx, err := w.BeginTx(ctx, nil)
@@ -257,20 +253,6 @@ func (b *bencher) runWorkloads(t *target) error {
 		}
 	}
 	return nil
-}
-
-// txUnavailable probes BeginTx; rsqlite refused transactions before they
-// were implemented.
-func txUnavailable(db *sql.DB) string {
-	tx, err := db.BeginTx(context.Background(), nil)
-	if err != nil {
-		if strings.Contains(err.Error(), "not supported yet") {
-			return "n/a (transactions not available)"
-		}
-		return "n/a (BeginTx: " + err.Error() + ")"
-	}
-	tx.Rollback()
-	return ""
 }
 
 // loadW3 fills table w3 with rows 1..n in multi-row INSERTs of 1,000.

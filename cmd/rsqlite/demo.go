@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +30,7 @@ func runDemo(args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ExitOnError)
 	dir := fs.String("dir", "", "directory for the nodes' data (default: a new temporary directory, removed afterwards)")
 	writes := fs.Int("writes", 200, "rows to write while the leader is down")
-	verbose := fs.Bool("v", false, "also print the raft library's warnings (a stopped node makes its peers log connection errors)")
+	verbose := fs.Bool("v", false, "also print the raft library's warnings (a stopped node makes its peers warn that they cannot reach it)")
 	fs.Parse(args)
 	if !*verbose {
 		cluster.SetLogLevel(slog.LevelError + 4)
@@ -166,17 +168,73 @@ func runDemo(args []string) error {
 	}
 
 	step("Comparing the three SQLite files")
+	say("each node's orders.db read with plain go-sqlite3; every row, in id order, hashed")
+	var first string
 	for _, n := range nodes {
-		var sum string
-		n.db.QueryRow("SELECT count(*) || ' rows, max id ' || max(id) || ', first placed at ' || min(placed_at) FROM orders").Scan(&sum)
-		say("%s: %s  (%s)", n.name, sum, filepath.Join(n.dir, "orders.db"))
+		// A linearizable read first: once it answers, the node has applied
+		// every acknowledged write to its file.
+		if err := n.db.QueryRow("SELECT count(*) FROM orders").Scan(new(int)); err != nil {
+			return fmt.Errorf("%s: %w", n.name, err)
+		}
+		path := filepath.Join(n.dir, "orders.db")
+		rows, maxID, sum, err := dumpOrders(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.name, err)
+		}
+		say("%s: %d rows, max id %d, SHA-256 of the rows %.8x...  (%s)", n.name, rows, maxID, sum, path)
+		if first == "" {
+			first = string(sum)
+		} else if string(sum) != first {
+			return fmt.Errorf("%s's file differs from %s's", n.name, nodes[0].name)
+		}
 	}
+	say("the three files hold the same rows")
 	if *dir != "" {
 		fmt.Println("\nDone. Each node's orders.db is an ordinary SQLite file; open it with sqlite3 to look inside.")
 	} else {
 		fmt.Println("\nDone. Each node's orders.db is an ordinary SQLite file (removed now; run with -dir DIR to keep them).")
 	}
 	return nil
+}
+
+// dumpOrders reads the SQLite file at path itself, read-only with plain
+// go-sqlite3 (not through rsqlite), and hashes every value of every row of
+// orders, with its type, in id order.
+func dumpOrders(path string) (rows, maxID int64, sum []byte, err error) {
+	db, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro")
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	defer db.Close()
+	rs, err := db.Query("SELECT * FROM orders ORDER BY id")
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	defer rs.Close()
+	cols, err := rs.Columns()
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	h := sha256.New()
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rs.Next() {
+		if err := rs.Scan(ptrs...); err != nil {
+			return 0, 0, nil, err
+		}
+		for _, v := range vals {
+			fmt.Fprintf(h, "%T %q\x00", v, fmt.Sprint(v))
+		}
+		h.Write([]byte{'\n'})
+		rows++
+		if id, ok := vals[0].(int64); ok {
+			maxID = max(maxID, id)
+		}
+	}
+	return rows, maxID, h.Sum(nil), rs.Err()
 }
 
 func listItems(db *sql.DB) ([]string, error) {

@@ -210,7 +210,10 @@ func printStatus(w io.Writer, st *cluster.Status) {
 			leader = d.Leader
 		}
 		ready := "yes"
-		if !d.Ready && !d.Asleep {
+		switch {
+		case d.Halted != "":
+			ready = "halted" // the cause follows the table
+		case !d.Ready && !d.Asleep:
 			ready = "no"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", d.Name, d.ShardID, role, leader, d.Term, d.Applied, humanBytes(d.SizeBytes), ready)
@@ -219,6 +222,11 @@ func printStatus(w io.Writer, st *cluster.Status) {
 		fmt.Fprintln(w, "no databases")
 	} else {
 		tw.Flush()
+	}
+	for _, d := range st.Databases {
+		if d.Halted != "" {
+			fmt.Fprintf(w, "\n%s: %s\n", d.Name, d.Halted)
+		}
 	}
 
 	type member struct {

@@ -634,9 +634,6 @@ func TestOpsCluster(t *testing.T) {
 			t.Errorf("the backup holds %d rsqlite bookkeeping tables", n)
 		}
 		out, code := runTool(t, "restore", "-admin", admin[keep[0]], f, "restored.db")
-		if code != 0 && (strings.Contains(out, "404") || strings.Contains(out, "405")) {
-			t.Skipf("waiting for cluster.Node.Restore (POST /restore): %s", out)
-		}
 		if code != 0 {
 			t.Fatalf("rsqlite restore: exit status %d\n%s", code, out)
 		}
@@ -698,7 +695,8 @@ func mapValues(m map[uint64]string) []string {
 }
 
 // TestOpsTLS runs a 3-node cluster with mutual TLS and checks that a node
-// whose certificate another CA signed is refused.
+// whose certificate another CA signed, or a client with no certificate, is
+// refused.
 func TestOpsTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca := newTestCA(t, "rsqlite test CA")
@@ -748,6 +746,13 @@ func TestOpsTLS(t *testing.T) {
 		t.Fatal("a certificate from another CA was accepted on the raft port")
 	} else {
 		t.Logf("another CA's certificate refused: %v", err)
+	}
+	// A client that trusts the cluster's CA but presents no certificate.
+	anonymous := &tls.Config{RootCAs: good.RootCAs, ServerName: good.ServerName}
+	if err := tlsProbe(raft[0], anonymous); err == nil {
+		t.Fatal("a connection without a client certificate was accepted on the raft port")
+	} else {
+		t.Logf("no client certificate refused: %v", err)
 	}
 
 	// A node with another CA's certificate is admitted by the admin API

@@ -8,7 +8,8 @@ import (
 )
 
 // Version is the encoding version written by Encode. Decode accepts every version <= Version
-// and refuses newer ones with an error that says to upgrade the node.
+// and refuses newer ones with an error that says to upgrade the node. A new version must keep
+// decoding every older one: testdata/v<N>-*.golden pin each version's bytes (golden_test.go).
 const Version = 1
 
 // Kind says how the state machine applies a command and what result it returns.

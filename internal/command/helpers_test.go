@@ -60,7 +60,7 @@ func trim[T string | []byte](s T) string {
 func diffCommand(want, got *Command) string {
 	if want.Kind != got.Kind || want.ClientID != got.ClientID || want.Seq != got.Seq ||
 		want.Time != got.Time || want.Seed != got.Seed || want.Settings != got.Settings ||
-		want.BaseIndex != got.BaseIndex {
+		want.BaseIndex != got.BaseIndex || want.Engine != got.Engine {
 		w, g := *want, *got
 		w.Statements, g.Statements = nil, nil
 		return fmt.Sprintf("header %+v, want %+v", g, w)
@@ -72,6 +72,9 @@ func diffCommand(want, got *Command) string {
 		gs := got.Statements[i]
 		if ws.SQL != gs.SQL {
 			return fmt.Sprintf("statement %d: SQL %q, want %q", i, trim(gs.SQL), trim(ws.SQL))
+		}
+		if ws.FailCode != gs.FailCode {
+			return fmt.Sprintf("statement %d: FailCode %d, want %d", i, gs.FailCode, ws.FailCode)
 		}
 		if len(ws.Args) != len(gs.Args) {
 			return fmt.Sprintf("statement %d: %d args, want %d", i, len(gs.Args), len(ws.Args))

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/rsqlite/rsqlite/cluster"
+)
+
+// rsqlite status marks a halted replica in the READY column and prints why
+// after the table.
+func TestPrintStatusShowsHalt(t *testing.T) {
+	const cause = "replica halted: entry 7 was proposed by a node running another SQLite build"
+	st := &cluster.Status{ReplicaID: 1, Databases: []cluster.DBStatus{
+		{Name: "ok.db", Ready: true},
+		{Name: "stuck.db", Ready: true, Halted: cause},
+	}}
+	var buf bytes.Buffer
+	printStatus(&buf, st)
+	out := buf.String()
+	rows := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasSuffix(f[0], ".db") {
+			rows[f[0]] = f[len(f)-1]
+		}
+	}
+	if rows["ok.db"] != "yes" || rows["stuck.db"] != "halted" {
+		t.Errorf("READY column: %v\n%s", rows, out)
+	}
+	if !strings.Contains(out, "stuck.db: "+cause) || strings.Contains(out, "ok.db: ") {
+		t.Errorf("the cause is not printed for the halted database only:\n%s", out)
+	}
+}
