@@ -13,10 +13,6 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
-	"github.com/mattn/go-sqlite3"
-
-	"github.com/rsqlite/rsqlite/internal/command"
-	"github.com/rsqlite/rsqlite/statemachine"
 )
 
 // Status is a node's view of itself and its databases, as served on
@@ -27,14 +23,13 @@ type Status struct {
 	RaftAddress string `json:"raft_address"`
 	Dir         string `json:"dir"`
 	NonVoting   bool   `json:"non_voting"`
-	// SQLite is this node's SQLite build (sqlite_source_id()); Engine its
-	// short ID carried by every command it proposes; Encoding the newest
-	// command encoding it reads. Every node of a cluster must agree on
-	// SQLite (a replica halts on a command from another build).
-	SQLite   string     `json:"sqlite_source_id"`
-	Engine   string     `json:"engine"`
-	Encoding int        `json:"command_encoding"`
-	Catalog  ShardState `json:"catalog"`
+	// Build is what this node applies writes with (see Build); every node
+	// of a cluster must run the same SQLite.
+	Build
+	// PreviousBuild is the build this node ran before its last start,
+	// when that differs (an upgrade).
+	PreviousBuild *Build     `json:"previous_build,omitempty"`
+	Catalog       ShardState `json:"catalog"`
 	// NonVoters are the cluster's non-voting members (read through the
 	// catalog; empty when it could not be read in time).
 	NonVoters map[uint64]string `json:"non_voters,omitempty"`
@@ -73,9 +68,8 @@ type DBStatus struct {
 
 // Status reports the node's state.
 func (n *Node) Status() Status {
-	_, _, sourceID := sqlite3.Version()
 	st := Status{ReplicaID: n.replicaID, RaftAddress: n.nh.RaftAddress(), Dir: n.cfg.Dir, NonVoting: n.id.NonVoting,
-		SQLite: sourceID, Engine: fmt.Sprintf("%08x", statemachine.Engine), Encoding: command.Version}
+		Build: CurrentBuild(), PreviousBuild: n.previousBuild}
 	shards := map[uint64]ShardState{}
 	if info := n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}); info != nil {
 		for _, s := range info.ShardInfoList {

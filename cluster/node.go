@@ -121,6 +121,8 @@ type Node struct {
 	metrics   *metrics
 	joinMu    sync.Mutex // one membership change at a time through this node
 	log       *slog.Logger
+	// previousBuild: the build this node ran before this start, if another.
+	previousBuild *Build
 
 	mu   sync.Mutex
 	refs int
@@ -290,6 +292,16 @@ func start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	previousBuild, err := recordBuild(cfg.metaDir())
+	if err != nil {
+		return nil, fmt.Errorf("rsqlite: record this node's build in %s: %w", cfg.Dir, err)
+	}
+	if previousBuild != nil {
+		cur := CurrentBuild()
+		currentLogger().Warn("rsqlite: this node's build changed since it last ran; every node must run the same SQLite, or replicas halt at each other's writes",
+			"dir", cfg.Dir, "sqlite_was", previousBuild.SQLite, "sqlite_now", cur.SQLite,
+			"encoding_was", previousBuild.Encoding, "encoding_now", cur.Encoding)
+	}
 	local := len(cfg.Peers) == 0 && strings.HasPrefix(id.RaftAddress, "local-")
 	disk := raftdisk.New(vfs.Default)
 	nhc := config.NodeHostConfig{
@@ -321,11 +333,13 @@ func start(cfg Config) (*Node, error) {
 		replicaID: id.ReplicaID,
 		metrics:   newMetrics(),
 		log:       currentLogger(),
-		refs:      1,
-		dbs:       map[string]*DB{},
-		pending:   map[string]dbInfo{},
-		wake:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
+
+		previousBuild: previousBuild,
+		refs:          1,
+		dbs:           map[string]*DB{},
+		pending:       map[string]dbInfo{},
+		wake:          make(chan struct{}, 1),
+		done:          make(chan struct{}),
 
 		reconcileNow: make(chan struct{}, 1),
 	}

@@ -186,6 +186,12 @@ func printStatus(w io.Writer, st *cluster.Status) {
 		kind = "non-voter"
 	}
 	fmt.Fprintf(w, "node     replica %d (%s), raft %s, data %s\n", st.ReplicaID, kind, st.RaftAddress, st.Dir)
+	// The source ID's date and the start of its hash are enough to tell builds apart.
+	short := func(id string) string { return id[:min(len(id), 30)] }
+	fmt.Fprintf(w, "build    SQLite %s (engine %s), command encoding %d\n", short(st.SQLite), st.Engine, st.Encoding)
+	if p := st.PreviousBuild; p != nil {
+		fmt.Fprintf(w, "         changed at the last start: was SQLite %s (engine %s), command encoding %d\n", short(p.SQLite), p.Engine, p.Encoding)
+	}
 	catLeader := "none"
 	if st.Catalog.LeaderID != 0 {
 		catLeader = fmt.Sprintf("%s (replica %d)", st.Catalog.Leader, st.Catalog.LeaderID)

@@ -32,3 +32,20 @@ func TestPrintStatusShowsHalt(t *testing.T) {
 		t.Errorf("the cause is not printed for the halted database only:\n%s", out)
 	}
 }
+
+// rsqlite status names the node's build, and the one it ran before when an
+// upgrade changed it.
+func TestPrintStatusShowsBuild(t *testing.T) {
+	st := &cluster.Status{ReplicaID: 1, Build: cluster.CurrentBuild()}
+	var buf bytes.Buffer
+	printStatus(&buf, st)
+	if out := buf.String(); !strings.Contains(out, "engine "+st.Engine) || strings.Contains(out, "changed at the last start") {
+		t.Errorf("build line:\n%s", out)
+	}
+	st.PreviousBuild = &cluster.Build{SQLite: "2020-01-01 00:00:00 0123456789abcdef", Engine: "01234567", Encoding: 1}
+	buf.Reset()
+	printStatus(&buf, st)
+	if out := buf.String(); !strings.Contains(out, "changed at the last start: was SQLite 2020-01-01 00:00:00 0123456789 (engine 01234567)") {
+		t.Errorf("previous build line:\n%s", out)
+	}
+}
