@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -47,11 +46,9 @@ func TestExternalProgram(t *testing.T) {
 		}
 	}
 
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		if goTool, err = exec.LookPath("go"); err != nil {
-			t.Fatalf("no go command to build the program with: %v", err)
-		}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go command to build the program with: %v", err)
 	}
 	bin := filepath.Join(mod, "external")
 	build := exec.Command(goTool, "build", "-o", bin, ".")

@@ -489,7 +489,7 @@ func (s *scratch) begin(settings command.Settings) (uint64, error) {
 		return 0, err
 	}
 	defer st.Close()
-	rows, err := st.Query(nil)
+	rows, err := st.(*sqlite3.SQLiteStmt).QueryContext(context.Background(), nil)
 	if err != nil {
 		s.rollback()
 		return 0, err

@@ -3,11 +3,12 @@ package clustertest
 import (
 	"database/sql"
 	"fmt"
-	"github.com/rsqlite/rsqlite/statemachine"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/rsqlite/rsqlite/statemachine"
 )
 
 // Convergence is what Converged found.

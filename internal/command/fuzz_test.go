@@ -2,6 +2,7 @@ package command
 
 import (
 	"bytes"
+	"math"
 	"testing"
 	"time"
 )
@@ -89,7 +90,7 @@ func FuzzRoundTrip(f *testing.F) {
 		"INSERT INTO t VALUES (?, :n)", "n", 1, int64(-5), 2.5, "text", []byte("blob"), uint8(0),
 		int64(1700000000), uint32(5), int32(3600), "CET", int32(19), "constraint failed")
 	f.Add(uint8(2), uint64(0), uint64(0), int64(-1), uint64(1<<63), uint32(0), uint64(1<<40),
-		"", "", 0, int64(-1<<63), -0.0, "", []byte{}, uint8(7),
+		"", "", 0, int64(-1<<63), math.Copysign(0, -1), "", []byte{}, uint8(7),
 		int64(-62135596800), uint32(0), int32(0), "UTC", int32(0), "")
 	f.Fuzz(func(t *testing.T, kind uint8, clientID, seq uint64, clock int64, seed uint64, settings uint32, base uint64,
 		sql, name string, ordinal int, i int64, fl float64, s string, bs []byte, flags uint8,
