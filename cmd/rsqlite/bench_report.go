@@ -28,7 +28,7 @@ func (b *bencher) find(wl, target string, conc int) *result {
 func (b *bencher) computeRatios() {
 	for _, r := range b.results {
 		base := b.find(baseWorkload(r.Workload), "plain-full", r.Conc)
-		if base != nil && base.Rate > 0 && r.NA == "" {
+		if base != nil && base.Rate > 0 {
 			r.Ratio = r.Rate / base.Rate
 		}
 	}
@@ -49,10 +49,6 @@ func (b *bencher) printTable(out io.Writer) {
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "workload\ttarget\tconc\trate\tunit\tp50_ms\tp99_ms\tcpu_us/op\terrors\tvs_full\tnote")
 		for _, r := range b.results {
-			if r.NA != "" {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t-\t%s\t-\t-\t-\t-\t-\t%s\n", r.Workload, r.Target, r.Conc, r.Unit, r.NA)
-				continue
-			}
 			p50, p99 := "-", "-"
 			if r.Unit == "ops/s" {
 				p50, p99 = fmt.Sprintf("%.3f", r.P50ms), fmt.Sprintf("%.3f", r.P99ms)
@@ -138,8 +134,6 @@ func (b *bencher) goals() []goal {
 		}
 		g := goal{Name: name, Goal: fmt.Sprintf(">= %.1fx", want)}
 		switch {
-		case r.NA != "":
-			g.Measured = r.NA
 		case r.Ratio == 0:
 			g.Measured = "no plain-full baseline"
 		default:

@@ -26,7 +26,6 @@ type result struct {
 	Errors     int64   `json:"errors"`
 	FirstError string  `json:"first_error,omitempty"`
 	Ratio      float64 `json:"ratio_to_plain_full,omitempty"`
-	NA         string  `json:"not_available,omitempty"`
 	Runs       int     `json:"runs,omitempty"` // with -repeat: the row is the median of this many`
 	Note       string  `json:"note,omitempty"`
 }
@@ -157,9 +156,7 @@ func (b *bencher) runWorkloads(t *target) error {
 		}
 		b.results = append(b.results, r)
 		line := fmt.Sprintf("%-8s %-12s c=%-3d %10.0f %s", wl, t.key, r.Conc, r.Rate, unit)
-		if r.NA != "" {
-			line = fmt.Sprintf("%-8s %-12s c=%-3d %s", wl, t.key, r.Conc, r.NA)
-		} else if unit == "ops/s" {
+		if unit == "ops/s" {
 			line += fmt.Sprintf("  p50 %.3fms p99 %.3fms", r.P50ms, r.P99ms)
 		}
 		if r.Errors > 0 {

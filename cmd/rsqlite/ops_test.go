@@ -37,6 +37,7 @@ import (
 
 	"github.com/rsqlite/rsqlite/cluster"
 	"github.com/rsqlite/rsqlite/internal/clustertest"
+	"github.com/rsqlite/rsqlite/internal/leakcheck"
 )
 
 var (
@@ -47,7 +48,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := leakcheck.Main(m)
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
