@@ -25,13 +25,17 @@ import (
 
 // Transactions are optimistic and run on the node that began them:
 //
-//  1. BeginTx takes this node's transaction slot for the database (local
-//     transactions queue rather than conflict), waits for a read barrier,
-//     and opens a SQLite transaction on the connection's scratch connection
-//     to the local file; its snapshot's last-write index is the base.
+//  1. BeginTx waits for a read barrier, takes this node's transaction slot
+//     for the database (local transactions queue rather than conflict, for
+//     at most _busy_timeout, then SQLITE_BUSY as in SQLite), and opens a
+//     SQLite transaction on the connection's scratch connection to the
+//     local file; its snapshot's last-write index is the base (0 before the
+//     database's first write: a transaction is always conditional).
 //  2. Every statement runs on the scratch transaction, so reads see the
 //     transaction's own writes and results (RowsAffected, LastInsertId,
-//     RETURNING rows, errors) are SQLite's. Writes are recorded.
+//     RETURNING rows, errors) are SQLite's. Writes are recorded. A write
+//     that fails other than with a SQLite error (its context ended part
+//     way) dooms the transaction: no replay could stop at the same point.
 //  3. Commit rolls the scratch transaction back and proposes the recorded
 //     writes with the base as one raft entry. Every node applies it only if
 //     nothing was written after the base, in which case the replay gives
