@@ -1,11 +1,13 @@
 package rsqlite_test
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rsqlite/rsqlite/internal/clustertest"
 )
@@ -59,7 +61,13 @@ func TestExternalProgram(t *testing.T) {
 	}
 
 	peers := []string{clustertest.FreeAddr(t), clustertest.FreeAddr(t), clustertest.FreeAddr(t)}
-	run := exec.Command(bin, "-dir", t.TempDir(), "-peers", strings.Join(peers, ","))
+	ctx := context.Background()
+	if d, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-10*time.Second))
+		defer cancel()
+	}
+	run := exec.CommandContext(ctx, bin, "-dir", t.TempDir(), "-peers", strings.Join(peers, ","))
 	out, err := run.CombinedOutput()
 	t.Logf("external program:\n%s", out)
 	if err != nil {

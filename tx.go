@@ -34,8 +34,9 @@ import (
 //  2. Every statement runs on the scratch transaction, so reads see the
 //     transaction's own writes and results (RowsAffected, LastInsertId,
 //     RETURNING rows, errors) are SQLite's. Writes are recorded. A write
-//     that fails other than with a SQLite error (its context ended part
-//     way) dooms the transaction: no replay could stop at the same point.
+//     cut short by its context, or failing part way through a
+//     multi-statement text other than with a SQLite error, dooms the
+//     transaction: no replay could stop at the same point.
 //  3. Commit rolls the scratch transaction back and proposes the recorded
 //     writes with the base as one raft entry. Every node applies it only if
 //     nothing was written after the base, in which case the replay gives
@@ -248,7 +249,8 @@ func (t *tx) exec(ctx context.Context, query, last string, args []driver.NamedVa
 // record adds a statement that ran on the scratch transaction to the
 // writes to replay. A statement that failed with a SQLite error is replayed
 // too, expecting the same failure: it may have left partial effects, which
-// SQLite keeps in the transaction. Any other failure dooms the transaction.
+// SQLite keeps in the transaction. Any other failure dooms the transaction
+// unless nothing of it can have run.
 func (t *tx) record(query string, args []driver.NamedValue, err error) error {
 	if err := t.statementFailed(err); err != nil {
 		var se sqlite3.Error
@@ -256,13 +258,14 @@ func (t *tx) record(query string, args []driver.NamedValue, err error) error {
 		case t.err != nil:
 		case errors.As(err, &se):
 			t.writes = append(t.writes, command.Statement{SQL: query, Args: command.ArgsFromNamed(args), FailCode: int(se.ExtendedCode)})
-		default:
-			// Cancelled or timed out (go-sqlite3 then reports the context's
-			// error, not SQLite's): the earlier statements of a
-			// multi-statement text ran, the rest did not, and a replay
-			// cannot stop at the same point.
+		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || len(sqlclass.Split(query)) > 1:
+			// Cut short (go-sqlite3 then reports the context's error, not
+			// SQLite's) or failed part way through a multi-statement text:
+			// what ran cannot be replayed up to the same point.
 			t.err = fmt.Errorf("rsqlite: the transaction cannot commit after this error: %w", err)
 		}
+		// Otherwise (a single statement refused before it ran, such as
+		// too few arguments) nothing happened, and the transaction goes on.
 		return err
 	}
 	t.writes = append(t.writes, command.Statement{SQL: query, Args: command.ArgsFromNamed(args)})

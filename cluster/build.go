@@ -32,9 +32,10 @@ func CurrentBuild() Build {
 
 // recordBuild writes the running Build to the node's data directory
 // (.rsqlite/build.json) and returns the one recorded by the node's previous
-// start when it differs (nil on a first start or when unchanged), so a
-// changed build is reported the moment the node starts, not at its first
-// halted write.
+// start when it differs (nil on a first start, when unchanged, or when the
+// record does not parse), so a changed build is reported the moment the
+// node starts, not at its first halted write. Call it only while holding
+// the directory (after dragonboat locked it).
 func recordBuild(metaDir string) (previous *Build, err error) {
 	path := filepath.Join(metaDir, "build.json")
 	cur := CurrentBuild()
@@ -44,14 +45,14 @@ func recordBuild(metaDir string) (previous *Build, err error) {
 	case err != nil:
 		return nil, err
 	default:
+		// A record that does not parse only loses the report: overwrite it.
 		var prev Build
-		if err := json.Unmarshal(b, &prev); err != nil {
-			return nil, fmt.Errorf("rsqlite: corrupt build record %s: %w", path, err)
+		if json.Unmarshal(b, &prev) == nil {
+			if prev == cur {
+				return nil, nil
+			}
+			previous = &prev
 		}
-		if prev == cur {
-			return nil, nil
-		}
-		previous = &prev
 	}
 	if err := os.MkdirAll(metaDir, 0o755); err != nil {
 		return nil, err

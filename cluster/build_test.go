@@ -49,7 +49,10 @@ func TestRecordBuild(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "build.json"), []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := recordBuild(dir); err == nil {
-		t.Fatal("a corrupt build record was accepted")
+	if prev, err := recordBuild(dir); err != nil || prev != nil {
+		t.Fatalf("corrupt record: previous %+v, %v; want it overwritten", prev, err)
+	}
+	if got := read(); got != cur {
+		t.Fatalf("recorded %+v after a corrupt record, want %+v", got, cur)
 	}
 }

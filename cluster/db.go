@@ -68,10 +68,11 @@ func (db *DB) LastWrite() uint64 {
 
 // LockTx waits until no other read-write transaction of this node is open
 // on the database. Transactions of one node queue like SQLite writers wait
-// for each other's locks, instead of failing each other at commit; and as
-// in SQLite, the wait ends after the busy timeout wait with an error that
-// wraps ErrLocked (nothing happened: retry), so a transaction left open
-// cannot block the others forever. The database stays awake while the
+// for each other's locks, instead of failing each other at commit. As in
+// SQLite, the wait ends after wait (the busy timeout) or at ctx's deadline,
+// if sooner, with an error that wraps ErrLocked (nothing happened: retry),
+// so a transaction left open cannot block the others forever; a cancelled
+// ctx ends it with ctx's error. The database stays awake while the
 // transaction is open.
 func (db *DB) LockTx(ctx context.Context, wait time.Duration) (unlock func(), err error) {
 	done, err := db.use(ctx)
@@ -84,18 +85,25 @@ func (db *DB) LockTx(ctx context.Context, wait time.Duration) (unlock func(), er
 		return unlock, nil
 	default:
 	}
+	start := time.Now()
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d))
+	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case db.txSlot <- struct{}{}:
 		return unlock, nil
 	case <-timer.C:
-		done()
-		return nil, fmt.Errorf("rsqlite: another transaction of this node on %s stayed open for the busy timeout (%v): %w", db.name, wait, ErrLocked)
 	case <-ctx.Done():
-		done()
-		return nil, fmt.Errorf("rsqlite: waiting for this node's other transaction on %s: %w", db.name, ctx.Err())
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			done()
+			return nil, fmt.Errorf("rsqlite: waiting for this node's other transaction on %s: %w", db.name, ctx.Err())
+		}
 	}
+	done()
+	return nil, fmt.Errorf("rsqlite: another transaction of this node on %s is still open after %v: %w",
+		db.name, time.Since(start).Round(time.Millisecond), ErrLocked)
 }
 
 // RegisterLocalTx registers the abort function of a transaction running on

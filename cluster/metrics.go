@@ -80,6 +80,9 @@ func newMetrics() *metrics {
 // that first event (a series that appears at 1 hides it). Cheap after the
 // first call for db.
 func (m *metrics) initDB(db string) {
+	if _, done := m.initialised.Load(db); done {
+		return // the hot path (every apply): no allocation
+	}
 	if _, done := m.initialised.LoadOrStore(db, struct{}{}); done {
 		return
 	}

@@ -292,16 +292,6 @@ func start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	previousBuild, err := recordBuild(cfg.metaDir())
-	if err != nil {
-		return nil, fmt.Errorf("rsqlite: record this node's build in %s: %w", cfg.Dir, err)
-	}
-	if previousBuild != nil {
-		cur := CurrentBuild()
-		currentLogger().Warn("rsqlite: this node's build changed since it last ran; every node must run the same SQLite, or replicas halt at each other's writes",
-			"dir", cfg.Dir, "sqlite_was", previousBuild.SQLite, "sqlite_now", cur.SQLite,
-			"encoding_was", previousBuild.Encoding, "encoding_now", cur.Encoding)
-	}
 	local := len(cfg.Peers) == 0 && strings.HasPrefix(id.RaftAddress, "local-")
 	disk := raftdisk.New(vfs.Default)
 	nhc := config.NodeHostConfig{
@@ -324,6 +314,19 @@ func start(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("rsqlite: data directory %s is in use by another process", cfg.Dir)
 		}
 		return nil, fmt.Errorf("rsqlite: start node in %s: %w", cfg.Dir, err)
+	}
+	// After NewNodeHost, which locks the directory: another process that
+	// fails to start on it must not overwrite the running node's record.
+	previousBuild, err := recordBuild(cfg.metaDir())
+	if err != nil {
+		nh.Close()
+		return nil, fmt.Errorf("rsqlite: record this node's build in %s: %w", cfg.Dir, err)
+	}
+	if previousBuild != nil {
+		cur := CurrentBuild()
+		currentLogger().Warn("rsqlite: this node's build changed since it last ran; every node must run the same SQLite, or replicas halt at each other's writes",
+			"dir", cfg.Dir, "sqlite_was", previousBuild.SQLite, "sqlite_now", cur.SQLite,
+			"encoding_was", previousBuild.Encoding, "encoding_now", cur.Encoding)
 	}
 	n := &Node{
 		cfg:       cfg,

@@ -542,9 +542,7 @@ func (s *SM) applyCommand(index uint64, cmd *command.Command, lostErr *command.E
 	if lostErr != nil {
 		return &command.Result{Err: lostErr}, nil, failed, nil
 	}
-	// A transaction is always conditional: its base 0 means it began before
-	// the database's first write, and any write since is a conflict.
-	if (cmd.Kind == command.KindTx || cmd.BaseIndex != 0) && s.txnLastWrite > cmd.BaseIndex {
+	if cmd.Conditional() && s.txnLastWrite > cmd.BaseIndex {
 		s.opts.Observer.Conflict()
 		return &command.Result{Err: conflictError(cmd.BaseIndex)}, nil, failed, nil
 	}

@@ -53,6 +53,9 @@ func (s *testSM) apply(cmds ...*command.Command) []*command.Result {
 		if err != nil {
 			s.t.Fatal(err)
 		}
+		if c.Encoding == 1 {
+			b[0] = 1 // an entry written by a version 1 node (same layout)
+		}
 		s.index++
 		ents[i] = sm.Entry{Index: s.index, Cmd: b}
 	}
@@ -294,19 +297,30 @@ func TestConditionalCommit(t *testing.T) {
 // TestConditionalCommitOnEmptyDatabase: two transactions that began before
 // the first write both have base 0; the second must conflict, not run on
 // top of the first (it would report a LastInsertId its run never saw).
+// Entries of encoding version 1 keep the rule they were written under
+// (base 0 unconditional), so a replay applies them as their first apply did.
 func TestConditionalCommitOnEmptyDatabase(t *testing.T) {
-	s := openSM(t, filepath.Join(t.TempDir(), "a.db"))
-	tx := func() *command.Command {
-		c := execCmd("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v); INSERT INTO t(v) VALUES (1)")
-		c.Kind = command.KindTx
-		return c
-	}
-	res := s.apply(tx(), tx())
-	if res[0].Err != nil {
-		t.Fatal(res[0].Err)
-	}
-	if e := res[1].Err; e == nil || e.Code != int(sqlite3.ErrBusy) || e.ExtendedCode != int(sqlite3.ErrBusySnapshot) {
-		t.Fatalf("second transaction on base 0: %+v", res[1])
+	for _, encoding := range []uint8{1, command.Version} {
+		s := openSM(t, filepath.Join(t.TempDir(), "a.db"))
+		tx := func() *command.Command {
+			c := execCmd("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v); INSERT INTO t(v) VALUES (1)")
+			c.Kind, c.Encoding = command.KindTx, encoding
+			return c
+		}
+		res := s.apply(tx(), tx())
+		if res[0].Err != nil {
+			t.Fatal(res[0].Err)
+		}
+		e := res[1].Err
+		if encoding == 1 {
+			if e != nil || res[1].LastInsertID != 2 {
+				t.Fatalf("version 1 entry with base 0: %+v, want applied unconditionally", res[1])
+			}
+			continue
+		}
+		if e == nil || e.Code != int(sqlite3.ErrBusy) || e.ExtendedCode != int(sqlite3.ErrBusySnapshot) {
+			t.Fatalf("second transaction on base 0: %+v", res[1])
+		}
 	}
 }
 

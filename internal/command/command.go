@@ -10,7 +10,11 @@ import (
 // Version is the encoding version written by Encode. Decode accepts every version <= Version
 // and refuses newer ones with an error that says to upgrade the node. A new version must keep
 // decoding every older one: testdata/v<N>-*.golden pin each version's bytes (golden_test.go).
-const Version = 1
+//
+// History (the layout has not changed since 1):
+//   - 2: a KindTx with BaseIndex 0 is conditional (it began before the first write); in 1 it
+//     was applied unconditionally. See Command.Conditional.
+const Version = 2
 
 // Kind says how the state machine applies a command and what result it returns.
 type Kind uint8
@@ -78,15 +82,26 @@ type Command struct {
 	Time     int64  // proposer's clock, Unix milliseconds (SQLite 'now')
 	Seed     uint64 // seed for random()/randomblob()
 	Settings Settings
-	// BaseIndex: apply only if nothing was written after this raft index.
-	// A KindTx is always conditional (base 0: it began before the first
-	// write); for other kinds 0 means unconditional.
+	// BaseIndex: apply only if nothing was written after this raft index,
+	// when the command is Conditional.
 	BaseIndex uint64
 	// Engine identifies the proposer's SQLite build (see EngineID). A node
 	// whose build differs must not apply the command: the same SQL may
 	// give different results on another SQLite. 0 = unchecked.
 	Engine     uint32
 	Statements []Statement
+	// Encoding is the version Decode read the command from; 0 for one
+	// built in memory (Encode always writes Version).
+	Encoding uint8
+}
+
+// Conditional reports whether the command applies only if nothing was
+// written after BaseIndex. A KindTx always is (base 0: it began before the
+// database's first write), except in version 1 entries, where base 0 meant
+// unconditional: they are applied as they were when written, or replicas
+// that applied them under the old rule would diverge from a replay.
+func (c *Command) Conditional() bool {
+	return c.BaseIndex != 0 || c.Kind == KindTx && c.Encoding != 1
 }
 
 // Smallest encodings, used to bound counts against the remaining input before allocating.
@@ -139,13 +154,14 @@ func Encode(dst []byte, c *Command) ([]byte, error) {
 // most O(len(b)). The result does not alias b.
 func Decode(b []byte) (*Command, error) {
 	d := decoder{buf: b}
-	d.version()
+	v := d.version()
 	// Most commands hold one statement: allocate it together with the Command.
 	block := &struct {
 		c     Command
 		first [1]Statement
 	}{}
 	c := &block.c
+	c.Encoding = v
 	c.Kind = Kind(d.byte())
 	if d.err == nil && !c.Kind.valid() {
 		d.fail("unknown command kind %d", uint8(c.Kind))

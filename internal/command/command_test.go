@@ -299,3 +299,36 @@ func TestDecodeAllocationIsBoundedByInput(t *testing.T) {
 		}
 	}
 }
+
+// TestConditional: a KindTx is conditional whatever its base, except in
+// version 1 entries (same layout), where base 0 meant unconditional.
+func TestConditional(t *testing.T) {
+	for _, tc := range []struct {
+		kind     Kind
+		base     uint64
+		v1, want bool
+	}{
+		{KindTx, 0, false, true},
+		{KindTx, 0, true, false},
+		{KindTx, 7, true, true},
+		{KindExec, 0, false, false},
+		{KindExec, 7, false, true},
+	} {
+		b, err := Encode(nil, &Command{Kind: tc.kind, BaseIndex: tc.base})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantEncoding := uint8(Version)
+		if tc.v1 {
+			b[0], wantEncoding = 1, 1
+		}
+		c, err := Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Encoding != wantEncoding || c.Conditional() != tc.want {
+			t.Errorf("kind %d base %d v1 %v: encoding %d, conditional %v; want %d, %v",
+				tc.kind, tc.base, tc.v1, c.Encoding, c.Conditional(), wantEncoding, tc.want)
+		}
+	}
+}

@@ -1,7 +1,10 @@
 // Package command encodes the writes that rsqlite replicates through raft, and the results
 // that travel back from the state machine to the proposer.
 //
-// # Wire format (Version 1)
+// # Wire format (Versions 1 and 2)
+//
+// Version 2 has the layout of version 1; only what a KindTx with base index 0 means changed
+// (see Command.Conditional).
 //
 // Integers are encoding/binary varints: "uvarint" unsigned, "varint" zigzag signed. Only
 // minimal varints are accepted, so every value has exactly one encoding. A "string" is a

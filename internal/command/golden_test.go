@@ -54,6 +54,8 @@ type goldenSet struct {
 func goldenSets() []goldenSet {
 	return []goldenSet{
 		{version: 1, commands: goldenCommandsV1(), results: goldenResultsV1()},
+		// Version 2 changed a meaning (Command.Conditional), not the layout.
+		{version: 2, commands: goldenCommandsV1(), results: goldenResultsV1()},
 	}
 }
 
