@@ -463,6 +463,17 @@ func TestStaleReadsSkipTheBarrier(t *testing.T) {
 	noQuorum("linearizable read", func(ctx context.Context) error {
 		return dbs[0].QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&n)
 	})
+	// Cancelled rather than timed out: the error says so, whether the
+	// cancellation met an attempt or the pause between two.
+	for _, after := range []time.Duration{50 * time.Millisecond, 300 * time.Millisecond} {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(after, cancel)
+		_, err := dbs[0].ExecContext(ctx, "INSERT INTO t VALUES (4)")
+		cancel()
+		if !errors.Is(err, context.Canceled) || errors.Is(err, rsqlite.ErrNoQuorum) {
+			t.Errorf("write cancelled after %v without quorum: %v, want context.Canceled", after, err)
+		}
+	}
 	noQuorum("LevelLinearizable transaction on a stale handle", func(ctx context.Context) error {
 		tx, err := stale.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelLinearizable})
 		if err == nil {

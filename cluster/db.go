@@ -279,7 +279,7 @@ func (n *Node) retry(ctx context.Context, shardID uint64, op string, extra time.
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():
-			return n.deadline(shardID, op, last)
+			return n.ended(ctx, shardID, op, last)
 		}
 		pause = min(2*pause, 100*time.Millisecond)
 	}
@@ -312,12 +312,16 @@ func retryable(err error) bool {
 }
 
 // ended builds the error for an operation whose ctx ended while it waited:
-// cancelled, or its deadline passed (see deadline).
-func (n *Node) ended(ctx context.Context, shardID uint64, op string) error {
+// cancelled, or its deadline passed (see deadline); last is the error of
+// its last attempt, if it made one.
+func (n *Node) ended(ctx context.Context, shardID uint64, op string, last error) error {
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return fmt.Errorf("rsqlite: %s: %w", op, context.Canceled)
 	}
-	return n.deadline(shardID, op, ctx.Err())
+	if last == nil {
+		last = ctx.Err()
+	}
+	return n.deadline(shardID, op, last)
 }
 
 // deadline builds the error for an operation whose deadline passed: no

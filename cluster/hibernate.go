@@ -139,7 +139,7 @@ func (db *DB) awake(ctx context.Context) error {
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():
-			return db.node.ended(ctx, db.shardID, "start database "+db.name)
+			return db.node.ended(ctx, db.shardID, "start database "+db.name, nil)
 		}
 	}
 }

@@ -89,5 +89,5 @@ func (db *DB) sharedBarrier(ctx context.Context) error {
 	if !ctxDone {
 		return err
 	}
-	return db.node.ended(ctx, db.shardID, "read barrier on "+db.name)
+	return db.node.ended(ctx, db.shardID, "read barrier on "+db.name, nil)
 }
