@@ -42,6 +42,17 @@ func count(t testing.TB, db *sql.DB, q string, args ...any) int {
 	return n
 }
 
+// countOnEvery fails the test unless query q answers want through every
+// one of dbs (one handle per node).
+func countOnEvery(t testing.TB, dbs []*sql.DB, q string, want int) {
+	t.Helper()
+	for i, db := range dbs {
+		if n := count(t, db, q); n != want {
+			t.Fatalf("node %d: %s gives %d, want %d", i, q, n, want)
+		}
+	}
+}
+
 func TestWritesOnAnyNodeVisibleOnEvery(t *testing.T) {
 	c := clustertest.New(t, 3)
 	dbs := c.OpenAll("app.db")

@@ -106,11 +106,7 @@ func TestTxConflictAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, db := range dbs {
-		if n := count(t, db, "SELECT bal FROM acct"); n != 120 {
-			t.Fatalf("node %d balance %d, want 120", i, n)
-		}
-	}
+	countOnEvery(t, dbs, "SELECT bal FROM acct", 120)
 }
 
 func retryTx(db *sql.DB, f func(*sql.Tx) error) error {
@@ -203,11 +199,7 @@ func TestTxBankTransfersKeepTotal(t *testing.T) {
 		}(w)
 	}
 	wg.Wait()
-	for i, db := range dbs {
-		if total := count(t, db, "SELECT sum(bal) FROM acct"); total != accounts*100 {
-			t.Fatalf("node %d: total %d, want %d", i, total, accounts*100)
-		}
-	}
+	countOnEvery(t, dbs, "SELECT sum(bal) FROM acct", accounts*100)
 }
 
 func TestTxRollbackAndReadOnlyProposeNothing(t *testing.T) {
@@ -287,11 +279,7 @@ func TestTxOpenWhileOtherNodeCommits(t *testing.T) {
 			t.Fatalf("commit of a stale transaction (after a statement: %v): %v", nextStatement, err)
 		}
 	}
-	for i, db := range dbs {
-		if n := count(t, db, "SELECT count(*) FROM t WHERE v != 'other'"); n != 0 {
-			t.Fatalf("node %d: %d rows of the stale transactions", i, n)
-		}
-	}
+	countOnEvery(t, dbs, "SELECT count(*) FROM t WHERE v != 'other'", 0)
 }
 
 // TestTxBusyTimeout: a read-write BeginTx waits for this node's open
@@ -456,11 +444,7 @@ func TestTxConflictOnEmptyDatabase(t *testing.T) {
 	if !errors.As(err, &ce) || !rsqlite.IsRetryable(err) || strings.Contains(err.Error(), "applied on this node while the transaction was open") {
 		t.Fatalf("second transaction on the empty database: %v, want a ConflictError from the state machines", err)
 	}
-	for i, db := range dbs {
-		if n := count(t, db, "SELECT count(*) FROM t"); n != 1 {
-			t.Fatalf("node %d has %d rows, want 1", i, n)
-		}
-	}
+	countOnEvery(t, dbs, "SELECT count(*) FROM t", 1)
 }
 
 // TestTxCancelledStatementDoomsTx: a multi-statement Exec whose context
@@ -496,11 +480,7 @@ func TestTxCancelledStatementDoomsTx(t *testing.T) {
 		}
 		break
 	}
-	for i, db := range dbs {
-		if n := count(t, db, "SELECT count(*) FROM t"); n != 0 {
-			t.Fatalf("node %d has %d rows, want 0", i, n)
-		}
-	}
+	countOnEvery(t, dbs, "SELECT count(*) FROM t", 0)
 }
 
 // slowQuery runs for seconds, long past the cancellations the tests send
@@ -571,9 +551,5 @@ func TestTxRefusedStatementKeepsTx(t *testing.T) {
 	if err := tx.Commit(); err == nil {
 		t.Fatal("commit after a multi-statement text failed part way succeeded")
 	}
-	for i, db := range dbs {
-		if n := count(t, db, "SELECT count(*) FROM t"); n != 1 {
-			t.Fatalf("node %d has %d rows, want 1", i, n)
-		}
-	}
+	countOnEvery(t, dbs, "SELECT count(*) FROM t", 1)
 }

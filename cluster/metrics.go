@@ -77,12 +77,9 @@ func newMetrics() *metrics {
 
 // initDB creates db's counters at 0, so that dashboards show them before
 // the first retry, conflict or snapshot, and rate() and increase() count
-// that first event (a series that appears at 1 hides it). Cheap after the
-// first call for db.
+// that first event (a series that appears at 1 hides it). Called when a
+// replica starts and on each scrape; cheap after the first call for db.
 func (m *metrics) initDB(db string) {
-	if _, done := m.initialised.Load(db); done {
-		return // the hot path (every apply): no allocation
-	}
 	if _, done := m.initialised.LoadOrStore(db, struct{}{}); done {
 		return
 	}
@@ -96,8 +93,8 @@ func (m *metrics) initDB(db string) {
 }
 
 // metricsHandler serves the node's registry, creating the series of every
-// database in the catalog first (initDB): one that has applied no write on
-// this node since it started (asleep, just created, idle) has them too.
+// database in the catalog first (initDB): one whose replica has not started
+// on this node (asleep since before the node started) has them too.
 func (n *Node) metricsHandler() http.Handler {
 	h := promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -109,9 +106,9 @@ func (n *Node) metricsHandler() http.Handler {
 }
 
 // Registry is the node's Prometheus registry, for embedding applications
-// that serve metrics themselves. There a database's counters exist from
-// the first write its replica applies on this node; /metrics creates them
-// as soon as the catalog lists the database.
+// that serve metrics themselves. There a database's counters exist once its
+// replica has started on this node; /metrics creates them as soon as the
+// catalog lists the database.
 func (n *Node) Registry() *prometheus.Registry { return n.metrics.registry }
 
 // smObserver feeds one database's state machine events into the metrics.
@@ -123,7 +120,6 @@ type smObserver struct {
 
 func (o smObserver) Applied(entries int, d time.Duration) {
 	o.applied()
-	o.m.initDB(o.db) // for Registry users; /metrics does it earlier
 	o.m.applied.WithLabelValues(o.db).Add(float64(entries))
 	o.m.applySeconds.WithLabelValues(o.db).Observe(d.Seconds())
 }

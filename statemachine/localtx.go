@@ -54,12 +54,6 @@ func (l *LocalTxs) abortAll() {
 	}
 }
 
-// RegisterLocalTx registers a local transaction's abort; see
-// LocalTxs.Register.
-func (s *SM) RegisterLocalTx(abort func()) (unregister func()) {
-	return s.locals.Register(abort)
-}
-
 // beginBatch takes the write lock, aborting local transactions that hold it.
 func (s *SM) beginBatch() error {
 	for attempt := 0; ; attempt++ {

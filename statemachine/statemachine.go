@@ -263,6 +263,7 @@ func (s *SM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 	// without running them again.
 	var lost map[uint64]*command.Error
 	var stalled *ApplyFault
+	halted := false
 	backoff := 50 * time.Millisecond
 	start := time.Now()
 	for {
@@ -271,7 +272,9 @@ func (s *SM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 			if stalled != nil {
 				s.fault.Store(nil)
 			}
-			s.halted.Store(nil)
+			if halted {
+				s.halted.Store(nil)
+			}
 			s.opts.Observer.Applied(len(ents), time.Since(start))
 			return ents, nil
 		}
@@ -289,6 +292,7 @@ func (s *SM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 			return nil, err
 		}
 		if isHalt(err) {
+			halted = true
 			s.halted.Store(&err)
 		}
 		// Environmental (disk full, I/O): not the entry's fault, so no

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -406,16 +407,17 @@ func (b *bencher) runW4() error {
 // waitAsleep waits until every database sleeps on every node.
 func (b *bencher) waitAsleep(res *w4Result, nodes []rsNode, names []string) {
 	b.progress("W4       waiting for the databases to fall asleep (hibernate=%v)", b.o.hibernate)
+	dbs := append(slices.Clip(names), "w4-anchor.db")
 	t0 := time.Now()
 	for deadline := t0.Add(b.o.hibernate + 2*time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		asleep := 0
-		for _, name := range append(names, "w4-anchor.db") {
-			all := name != ""
+		for _, name := range dbs {
+			everywhere := name != ""
 			for _, nd := range nodes {
 				node := cluster.Running(nd.dir)
-				all = all && node != nil && node.DB(name) != nil && node.DB(name).Asleep()
+				everywhere = everywhere && node != nil && node.DB(name) != nil && node.DB(name).Asleep()
 			}
-			if all {
+			if everywhere {
 				asleep++
 			}
 		}
